@@ -1,0 +1,43 @@
+#include "server/common/work_queue.h"
+
+namespace sidestream {
+
+WorkQueue::WorkQueue(int threads) {
+  if (threads < 1) threads = 1;
+  threads_.reserve(threads);
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+}
+
+WorkQueue::~WorkQueue() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (std::thread& t : threads_) t.join();
+}
+
+void WorkQueue::Submit(absl::AnyInvocable<void() &&> task) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return;
+  tasks_.push_back(std::move(task));
+}
+
+void WorkQueue::Loop() {
+  while (true) {
+    absl::AnyInvocable<void() &&> task;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](WorkQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+            return q->stopping_ || !q->tasks_.empty();
+          },
+          this));
+      if (tasks_.empty()) return;  // stopping, and everything ran
+      task = std::move(tasks_.front());
+      tasks_.pop_front();
+    }
+    std::move(task)();
+  }
+}
+
+}  // namespace sidestream

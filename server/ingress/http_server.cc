@@ -1,0 +1,238 @@
+// The only file that compiles Boost.Beast: it is slow to build, so the rest
+// of the server sees HttpServer through a Beast-free header.
+#include "server/ingress/http_server.h"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/logging.h"
+
+namespace sidestream {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+std::chrono::milliseconds ToChrono(absl::Duration d) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+}
+
+std::string FormatEndpoint(const tcp::endpoint& endpoint) {
+  const std::string host = endpoint.address().to_string();
+  return endpoint.address().is_v6() ? absl::StrCat("[", host, "]:", endpoint.port())
+                                    : absl::StrCat(host, ":", endpoint.port());
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const HttpServerOptions& options, HttpHandler* handler)
+      : stream_(std::move(socket)), options_(options), handler_(handler) {
+    beast::error_code ec;
+    tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+    peer_ = ec ? "unknown" : FormatEndpoint(remote);
+  }
+
+  void Run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->AwaitRequest(); });
+  }
+
+ private:
+  // Waits for the first byte of the next request under the idle timeout;
+  // bytes already buffered (pipelining) start the next request at once.
+  void AwaitRequest() {
+    if (buffer_.size() > 0) {
+      ReadRequest();
+      return;
+    }
+    stream_.expires_after(ToChrono(options_.idle_timeout));
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->ReadRequest();
+                            });
+  }
+
+  void ReadRequest() {
+    parser_.emplace();
+    parser_->header_limit(options_.max_header_bytes);
+    parser_->body_limit(options_.max_body_bytes);
+    stream_.expires_after(ToChrono(options_.request_timeout));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->OnRead(ec);
+                     });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        ec == net::error::eof) {
+      return Close();
+    }
+    if (ec == http::error::body_limit) {
+      return Send(handler_->Refuse(RejectReason::kBodyTooLarge,
+                                   absl::StrCat("body larger than ", options_.max_body_bytes,
+                                                " bytes")),
+                  /*keep_alive=*/false);
+    }
+    if (ec == http::error::header_limit) {
+      HttpServerResponse response = handler_->Refuse(
+          RejectReason::kBadRequest,
+          absl::StrCat("request headers larger than ", options_.max_header_bytes, " bytes"));
+      response.status = 431;
+      return Send(std::move(response), /*keep_alive=*/false);
+    }
+    if (ec) {
+      return Send(handler_->Refuse(RejectReason::kBadRequest,
+                                   absl::StrCat("malformed HTTP request: ", ec.message())),
+                  /*keep_alive=*/false);
+    }
+    http::request<http::string_body> req = parser_->release();
+    parser_.reset();
+    HttpServerRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    if (auto it = req.find("Stripe-Signature"); it != req.end()) {
+      request.stripe_signature = std::string(it->value());
+    }
+    if (auto it = req.find(http::field::content_type); it != req.end()) {
+      request.content_type = std::string(it->value());
+    }
+    request.body = std::move(req.body());
+    request.peer = peer_;
+    const bool keep_alive = req.keep_alive();
+    handler_->Handle(std::move(request),
+                     [self = shared_from_this(), keep_alive](HttpServerResponse response) {
+                       // The handler may answer from any thread; writes happen
+                       // on this connection's strand.
+                       net::post(self->stream_.get_executor(),
+                                 [self, keep_alive, response = std::move(response)]() mutable {
+                                   self->Send(std::move(response), keep_alive);
+                                 });
+                     });
+  }
+
+  void Send(HttpServerResponse response, bool keep_alive) {
+    response_.result(static_cast<http::status>(response.status));
+    response_.version(11);
+    response_.set(http::field::server, "sidestream");
+    response_.set(http::field::content_type, "application/json");
+    for (auto& [name, value] : response.headers) response_.set(name, value);
+    response_.body() = std::move(response.body);
+    response_.keep_alive(keep_alive);
+    response_.prepare_payload();
+    stream_.expires_after(ToChrono(options_.write_timeout));
+    http::async_write(stream_, response_,
+                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                        self->response_ = {};
+                        if (ec || !keep_alive) return self->Close();
+                        self->AwaitRequest();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  const HttpServerOptions& options_;
+  HttpHandler* const handler_;
+  std::string peer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> response_;
+};
+
+class BeastHttpServer final : public HttpServer {
+ public:
+  BeastHttpServer(const HttpServerOptions& options, HttpHandler* handler)
+      : options_(options), handler_(handler), ioc_(options.threads), acceptor_(ioc_) {}
+
+  ~BeastHttpServer() override { Stop(); }
+
+  absl::Status Listen() {
+    beast::error_code ec;
+    net::ip::address address = net::ip::make_address(options_.host, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("http listen host \"", options_.host, "\" is not an IP address"));
+    }
+    tcp::endpoint endpoint(address, static_cast<unsigned short>(options_.port));
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on ",
+                                                 FormatEndpoint(endpoint), ": ", ec.message()));
+    }
+    address_ = FormatEndpoint(acceptor_.local_endpoint());
+    Accept();
+    for (int i = 0; i < std::max(1, options_.threads); ++i) {
+      threads_.emplace_back([this] { ioc_.run(); });
+    }
+    return absl::OkStatus();
+  }
+
+  std::string address() const override { return address_; }
+
+  void Stop() override {
+    if (stopped_.exchange(true)) return;
+    ioc_.stop();
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+    // No event-loop thread runs now, so the acceptor can be closed here.
+    beast::error_code ec;
+    acceptor_.close(ec);
+  }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      if (!ec) {
+        beast::error_code opt_ec;
+        socket.set_option(tcp::no_delay(true), opt_ec);
+        std::make_shared<Session>(std::move(socket), options_, handler_)->Run();
+      } else {
+        LOG_WARNING("http accept failed: ", ec.message());
+      }
+      Accept();
+    });
+  }
+
+  const HttpServerOptions options_;
+  HttpHandler* const handler_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::string address_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace
+
+HttpServer::~HttpServer() = default;
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
+                                                              HttpHandler* handler) {
+  auto server = std::make_unique<BeastHttpServer>(options, handler);
+  if (absl::Status s = server->Listen(); !s.ok()) return s;
+  return server;
+}
+
+}  // namespace sidestream

@@ -1,0 +1,697 @@
+#include "server/log/sqlite_event_log.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include <sqlite3.h>
+
+#include "server/common/clock.h"
+
+namespace sidestream {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kDeadline = absl::Seconds(30);
+
+// Collects append completions; shared so a late callback never touches a
+// dead stack frame even when a test fails on a deadline.
+class Completions : public std::enable_shared_from_this<Completions> {
+ public:
+  EventLog::AppendCallback Callback(size_t index) {
+    return [self = shared_from_this(), index](absl::StatusOr<AppendResult> result) {
+      absl::MutexLock lock(&self->mu_);
+      if (self->results_.size() <= index) {
+        self->results_.resize(index + 1, absl::UnknownError("pending"));
+      }
+      self->results_[index] = std::move(result);
+      ++self->done_;
+    };
+  }
+  // True when `count` completions arrived before the deadline.
+  bool WaitFor(size_t count) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_ >= count; };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), kDeadline);
+  }
+  size_t done() {
+    absl::MutexLock lock(&mu_);
+    return done_;
+  }
+  std::vector<absl::StatusOr<AppendResult>> results() {
+    absl::MutexLock lock(&mu_);
+    return results_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  size_t done_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<absl::StatusOr<AppendResult>> results_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<AppendResult> AppendAndWait(EventLog& log, NewEvent event) {
+  auto completions = std::make_shared<Completions>();
+  log.Append(std::move(event), completions->Callback(0));
+  if (!completions->WaitFor(1)) return absl::DeadlineExceededError("append never completed");
+  return completions->results()[0];
+}
+
+class RecordingListener : public AppendListener {
+ public:
+  void OnAppended(absl::Span<const EventRecordPtr> records) override {
+    absl::MutexLock lock(&mu_);
+    span_sizes_.push_back(records.size());
+    records_.insert(records_.end(), records.begin(), records.end());
+  }
+  std::vector<EventRecordPtr> records() {
+    absl::MutexLock lock(&mu_);
+    return records_;
+  }
+  std::vector<size_t> span_sizes() {
+    absl::MutexLock lock(&mu_);
+    return span_sizes_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<EventRecordPtr> records_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> span_sizes_ ABSL_GUARDED_BY(mu_);
+};
+
+std::vector<uint64_t> Sequences(const std::vector<EventRecordPtr>& records) {
+  std::vector<uint64_t> sequences;
+  for (const EventRecordPtr& record : records) sequences.push_back(record->sequence);
+  return sequences;
+}
+
+// Runs SQL on a log's database behind its back (to damage or instrument it).
+void ExecSql(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  const std::string message = error != nullptr ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << message;
+}
+
+class SqliteEventLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::path(testing::TempDir()) / "event_log_XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+
+  std::string Dir(const std::string& name = "log") { return (root_ / name).string(); }
+  std::string DbPath(const std::string& name = "log") {
+    return (root_ / name / "events.db").string();
+  }
+
+  SqliteEventLogOptions Options(const std::string& name = "log") {
+    SqliteEventLogOptions options;
+    options.data_dir = Dir(name);
+    options.clock = &clock_;
+    // Background maintenance stays out of the way unless a test wants it.
+    options.maintenance_interval = absl::Hours(1);
+    return options;
+  }
+
+  std::unique_ptr<SqliteEventLog> OpenOrDie(const SqliteEventLogOptions& options) {
+    absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(options);
+    EXPECT_TRUE(log.ok()) << log.status();
+    return log.ok() ? *std::move(log) : nullptr;
+  }
+
+  // An event of exactly `event_size` + `raw_size` stored bytes.
+  NewEvent Event(const std::string& id, size_t event_size = 40, size_t raw_size = 60) {
+    NewEvent event;
+    event.id = id;
+    event.type = "invoice.paid";
+    event.account = id.back() % 2 == 0 ? "acct_even" : "";
+    event.livemode = id.back() % 2 == 0;
+    event.receive_time = clock_.Now();
+    event.event_bytes = std::string(event_size, 'e');
+    event.event_bytes.replace(0, std::min(id.size(), event_size), id, 0, event_size);
+    event.raw_json = std::string(raw_size, 'r');
+    return event;
+  }
+
+  FakeClock clock_{absl::FromUnixSeconds(1700000000)};
+  std::filesystem::path root_;
+};
+
+TEST_F(SqliteEventLogTest, AppendAssignsDenseSequencesFromOne) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  LogInfo empty = log->Info();
+  EXPECT_EQ(empty.first_sequence, 1u);
+  EXPECT_EQ(empty.last_sequence, 0u);
+  EXPECT_EQ(empty.backend, "sqlite");
+  for (uint64_t expected = 1; expected <= 3; ++expected) {
+    absl::StatusOr<AppendResult> result =
+        AppendAndWait(*log, Event(absl::StrCat("evt_", expected)));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->sequence, expected);
+    EXPECT_FALSE(result->duplicate);
+  }
+  LogInfo info = log->Info();
+  EXPECT_EQ(info.first_sequence, 1u);
+  EXPECT_EQ(info.last_sequence, 3u);
+  EXPECT_EQ(info.event_count, 3u);
+  EXPECT_EQ(info.event_bytes, 300u);
+}
+
+TEST_F(SqliteEventLogTest, DuplicateGetsFirstSequenceAndStoresNothing) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(AppendAndWait(*log, Event("evt_a")).ok());
+  ASSERT_TRUE(AppendAndWait(*log, Event("evt_b")).ok());
+  NewEvent again = Event("evt_a");
+  again.event_bytes = "different payload";
+  absl::StatusOr<AppendResult> result = AppendAndWait(*log, std::move(again));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->sequence, 1u);
+  EXPECT_TRUE(result->duplicate);
+  EXPECT_EQ(log->Info().last_sequence, 2u);
+  EXPECT_EQ(log->Info().event_count, 2u);
+  absl::StatusOr<EventRecordPtr> stored = log->Get("evt_a", false);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ((*stored)->event_bytes, Event("evt_a").event_bytes);
+}
+
+TEST_F(SqliteEventLogTest, ConcurrentAppendsOfOneIdStoreItOnce) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  RecordingListener listener;
+  log->SetListener(&listener);
+  constexpr int kThreads = 6, kPerThread = 40;
+  auto completions = std::make_shared<Completions>();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        log->Append(Event("evt_same"), completions->Callback(t * kPerThread + i));
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE(completions->WaitFor(kThreads * kPerThread));
+  int stored = 0;
+  for (const auto& result : completions->results()) {
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->sequence, 1u);
+    if (!result->duplicate) ++stored;
+  }
+  EXPECT_EQ(stored, 1);
+  EXPECT_EQ(log->Info().event_count, 1u);
+  EXPECT_EQ(listener.records().size(), 1u);
+}
+
+TEST_F(SqliteEventLogTest, GroupCommitBatchesConcurrentAppends) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  RecordingListener listener;
+  log->SetListener(&listener);
+  constexpr int kThreads = 8, kPerThread = 250, kTotal = kThreads * kPerThread;
+  auto completions = std::make_shared<Completions>();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const int index = t * kPerThread + i;
+        log->Append(Event(absl::StrCat("evt_", t, "_", i)), completions->Callback(index));
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE(completions->WaitFor(kTotal));
+  std::vector<uint64_t> sequences;
+  for (const auto& result : completions->results()) {
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_FALSE(result->duplicate);
+    sequences.push_back(result->sequence);
+  }
+  std::sort(sequences.begin(), sequences.end());
+  for (int i = 0; i < kTotal; ++i) ASSERT_EQ(sequences[i], static_cast<uint64_t>(i + 1));
+  // Each listener call is one committed transaction.
+  const std::vector<size_t> spans = listener.span_sizes();
+  EXPECT_LT(spans.size(), static_cast<size_t>(kTotal));
+  EXPECT_GT(*std::max_element(spans.begin(), spans.end()), 1u);
+  EXPECT_LE(*std::max_element(spans.begin(), spans.end()), Options().max_batch);
+}
+
+TEST_F(SqliteEventLogTest, ListenerReceivesEveryRecordOnceInOrderAfterItIsReadable) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  RecordingListener listener;
+  log->SetListener(&listener);
+  auto completions = std::make_shared<Completions>();
+  for (int i = 0; i < 100; ++i)
+    log->Append(Event(absl::StrCat("evt_", i)), completions->Callback(i));
+  log->Append(Event("evt_5"), completions->Callback(100));  // a duplicate is not announced
+  ASSERT_TRUE(completions->WaitFor(101));
+  const std::vector<EventRecordPtr> records = listener.records();
+  ASSERT_EQ(records.size(), 100u);
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(records[i]->sequence, i + 1);
+    EXPECT_EQ(records[i]->id, absl::StrCat("evt_", i));
+    EXPECT_EQ(records[i]->raw_json, Event("x").raw_json);
+  }
+}
+
+TEST_F(SqliteEventLogTest, ReadAfterPagesByMaxEvents) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  for (int i = 1; i <= 7; ++i)
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
+  ReadOptions options;
+  options.max_events = 3;
+  std::vector<std::vector<uint64_t>> pages;
+  uint64_t cursor = 0;
+  for (;;) {
+    absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(cursor, options);
+    ASSERT_TRUE(page.ok()) << page.status();
+    if (page->empty()) break;
+    pages.push_back(Sequences(*page));
+    cursor = page->back()->sequence;
+  }
+  EXPECT_THAT(pages, ElementsAre(ElementsAre(1, 2, 3), ElementsAre(4, 5, 6), ElementsAre(7)));
+  options.max_events = 0;
+  EXPECT_EQ(log->ReadAfter(0, options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteEventLogTest, ReadAfterStopsAfterTheRecordThatCrossesMaxBytes) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i), 100, 400)).ok());
+  }
+  ReadOptions options;
+  options.max_bytes = 250;  // without raw each record counts 100 bytes
+  absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(0, options);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(Sequences(*page), ElementsAre(1, 2, 3));
+  options.include_raw_json = true;  // now 500 bytes each: the first crosses
+  page = log->ReadAfter(1, options);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(Sequences(*page), ElementsAre(2));
+  options.max_bytes = 900;
+  page = log->ReadAfter(1, options);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(Sequences(*page), ElementsAre(2, 3));
+}
+
+TEST_F(SqliteEventLogTest, ReadAfterLoadsRawJsonOnlyWhenAsked) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  NewEvent event = Event("evt_2");
+  event.receive_time = absl::FromUnixMicros(1700000000123456);
+  const NewEvent expected = event;
+  ASSERT_TRUE(AppendAndWait(*log, std::move(event)).ok());
+  ReadOptions options;
+  absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(0, options);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->size(), 1u);
+  const EventRecord& lean = *page->front();
+  EXPECT_EQ(lean.id, expected.id);
+  EXPECT_EQ(lean.type, expected.type);
+  EXPECT_EQ(lean.account, "acct_even");
+  EXPECT_TRUE(lean.livemode);
+  EXPECT_EQ(lean.receive_time, expected.receive_time);
+  EXPECT_EQ(lean.event_bytes, expected.event_bytes);
+  EXPECT_EQ(lean.raw_json, "");
+  options.include_raw_json = true;
+  page = log->ReadAfter(0, options);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ(page->front()->raw_json, expected.raw_json);
+  EXPECT_EQ(page->front()->event_bytes, expected.event_bytes);
+  page = log->ReadAfter(1, options);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_TRUE(page->empty());
+}
+
+TEST_F(SqliteEventLogTest, GetFindsStoredEventsById) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(AppendAndWait(*log, Event("evt_1")).ok());
+  ASSERT_TRUE(AppendAndWait(*log, Event("evt_2")).ok());
+  absl::StatusOr<EventRecordPtr> lean = log->Get("evt_2", false);
+  ASSERT_TRUE(lean.ok()) << lean.status();
+  EXPECT_EQ((*lean)->sequence, 2u);
+  EXPECT_EQ((*lean)->event_bytes, Event("evt_2").event_bytes);
+  EXPECT_EQ((*lean)->raw_json, "");
+  absl::StatusOr<EventRecordPtr> full = log->Get("evt_2", true);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ((*full)->raw_json, Event("evt_2").raw_json);
+  EXPECT_EQ(log->Get("evt_unknown", true).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteEventLogTest, CursorForTimeReturnsTheSequenceBeforeTheFirstEventAtOrAfter) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  const absl::Time t0 = clock_.Now();
+  absl::StatusOr<uint64_t> cursor = log->CursorForTime(t0);
+  ASSERT_TRUE(cursor.ok()) << cursor.status();
+  EXPECT_EQ(*cursor, 0u);
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
+    clock_.Advance(absl::Seconds(10));
+  }
+  // Events received at t0, t0+10s, t0+20s.
+  EXPECT_EQ(*log->CursorForTime(t0 - absl::Hours(1)), 0u);
+  EXPECT_EQ(*log->CursorForTime(t0), 0u);
+  EXPECT_EQ(*log->CursorForTime(t0 + absl::Seconds(5)), 1u);
+  EXPECT_EQ(*log->CursorForTime(t0 + absl::Seconds(10)), 1u);
+  EXPECT_EQ(*log->CursorForTime(t0 + absl::Seconds(11)), 2u);
+  EXPECT_EQ(*log->CursorForTime(t0 + absl::Seconds(25)), 3u);
+}
+
+TEST_F(SqliteEventLogTest, ReopenKeepsSequencesEpochAndData) {
+  std::string epoch;
+  {
+    auto log = OpenOrDie(Options());
+    ASSERT_NE(log, nullptr);
+    for (int i = 1; i <= 3; ++i)
+      ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
+    epoch = log->Info().epoch;
+    EXPECT_EQ(epoch.size(), 32u);
+    EXPECT_EQ(epoch.find_first_not_of("0123456789abcdef"), std::string::npos);
+  }
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  LogInfo info = log->Info();
+  EXPECT_EQ(info.epoch, epoch);
+  EXPECT_EQ(info.first_sequence, 1u);
+  EXPECT_EQ(info.last_sequence, 3u);
+  EXPECT_EQ(info.event_count, 3u);
+  EXPECT_EQ(info.event_bytes, 300u);
+  ReadOptions options;
+  options.include_raw_json = true;
+  absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(0, options);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->size(), 3u);
+  EXPECT_EQ((*page)[2]->id, "evt_3");
+  EXPECT_EQ((*page)[2]->raw_json, Event("evt_3").raw_json);
+  absl::StatusOr<AppendResult> duplicate = AppendAndWait(*log, Event("evt_2"));
+  ASSERT_TRUE(duplicate.ok());
+  EXPECT_EQ(duplicate->sequence, 2u);
+  EXPECT_TRUE(duplicate->duplicate);
+  absl::StatusOr<AppendResult> next = AppendAndWait(*log, Event("evt_4"));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->sequence, 4u);
+}
+
+TEST_F(SqliteEventLogTest, EpochDiffersBetweenDataDirs) {
+  auto first = OpenOrDie(Options("one"));
+  auto second = OpenOrDie(Options("two"));
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  EXPECT_NE(first->Info().epoch, second->Info().epoch);
+}
+
+TEST_F(SqliteEventLogTest, RetentionTrimsEventsOlderThanRetention) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  const absl::Time t0 = clock_.Now();
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
+    clock_.Advance(absl::Hours(1));
+  }
+  absl::StatusOr<uint64_t> trimmed = log->TrimNow();
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+  EXPECT_EQ(*trimmed, 0u);
+  clock_.Set(t0 + Options().retention + absl::Minutes(90));  // evt_1 and evt_2 are too old
+  trimmed = log->TrimNow();
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+  EXPECT_EQ(*trimmed, 2u);
+  LogInfo info = log->Info();
+  EXPECT_EQ(info.first_sequence, 3u);
+  EXPECT_EQ(info.last_sequence, 3u);
+  EXPECT_EQ(info.event_count, 1u);
+  EXPECT_EQ(info.event_bytes, 100u);
+  absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(0, ReadOptions());
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(Sequences(*page), ElementsAre(3));
+  EXPECT_EQ(log->Get("evt_1", false).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteEventLogTest, RetentionTrimsOldestEventsBeyondMaxBytes) {
+  SqliteEventLogOptions options = Options();
+  options.max_bytes = 350;
+  auto log = OpenOrDie(options);
+  ASSERT_NE(log, nullptr);
+  for (int i = 1; i <= 10; ++i)
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
+  EXPECT_EQ(log->Info().event_bytes, 1000u);
+  absl::StatusOr<uint64_t> trimmed = log->TrimNow();
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+  EXPECT_EQ(*trimmed, 7u);
+  LogInfo info = log->Info();
+  EXPECT_EQ(info.first_sequence, 8u);
+  EXPECT_EQ(info.event_count, 3u);
+  EXPECT_EQ(info.event_bytes, 300u);
+  absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(0, ReadOptions());
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(Sequences(*page), ElementsAre(8, 9, 10));
+}
+
+TEST_F(SqliteEventLogTest, BackgroundMaintenanceAppliesRetentionWithoutTrimNow) {
+  SqliteEventLogOptions options = Options();
+  options.max_bytes = 150;
+  options.maintenance_interval = absl::Milliseconds(20);
+  auto log = OpenOrDie(options);
+  ASSERT_NE(log, nullptr);
+  for (int i = 1; i <= 4; ++i)
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
+  // Waits on the condition with a deadline; the log gives no other signal.
+  const absl::Time deadline = absl::Now() + kDeadline;
+  while (log->Info().first_sequence != 4 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(log->Info().first_sequence, 4u);
+  EXPECT_EQ(log->Info().event_count, 1u);
+}
+
+TEST_F(SqliteEventLogTest, SequencesAreNeverReusedAfterEverythingIsTrimmed) {
+  std::string epoch;
+  {
+    auto log = OpenOrDie(Options());
+    ASSERT_NE(log, nullptr);
+    for (int i = 1; i <= 5; ++i)
+      ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
+    epoch = log->Info().epoch;
+    clock_.Advance(Options().retention + absl::Hours(1));
+    absl::StatusOr<uint64_t> trimmed = log->TrimNow();
+    ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+    EXPECT_EQ(*trimmed, 5u);
+    LogInfo info = log->Info();
+    EXPECT_EQ(info.first_sequence, 6u);
+    EXPECT_EQ(info.last_sequence, 5u);
+    EXPECT_EQ(info.event_count, 0u);
+    EXPECT_EQ(info.event_bytes, 0u);
+  }
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  LogInfo info = log->Info();
+  EXPECT_EQ(info.epoch, epoch);
+  EXPECT_EQ(info.first_sequence, 6u);
+  EXPECT_EQ(info.last_sequence, 5u);
+  absl::StatusOr<AppendResult> result = AppendAndWait(*log, Event("evt_new"));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->sequence, 6u);
+  EXPECT_EQ(log->Info().first_sequence, 6u);
+}
+
+TEST_F(SqliteEventLogTest, DedupOutlivesSizeTrimmingWithinTheWindow) {
+  SqliteEventLogOptions options = Options();
+  options.max_bytes = 250;
+  auto log = OpenOrDie(options);
+  ASSERT_NE(log, nullptr);
+  for (int i = 1; i <= 5; ++i)
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
+  absl::StatusOr<uint64_t> trimmed = log->TrimNow();
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+  EXPECT_EQ(*trimmed, 3u);
+  EXPECT_EQ(log->Get("evt_1", false).status().code(), absl::StatusCode::kNotFound);
+  clock_.Advance(options.dedup_window - absl::Hours(1));
+  ASSERT_TRUE(log->TrimNow().ok());
+  absl::StatusOr<AppendResult> retry = AppendAndWait(*log, Event("evt_1"));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_TRUE(retry->duplicate);
+  EXPECT_EQ(retry->sequence, 1u);
+  EXPECT_EQ(log->Info().last_sequence, 5u);
+}
+
+TEST_F(SqliteEventLogTest, DedupForgetsIdsAfterTheWindow) {
+  SqliteEventLogOptions options = Options();
+  options.retention = absl::Hours(1);
+  options.allow_short_retention = true;
+  auto log = OpenOrDie(options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(AppendAndWait(*log, Event("evt_1")).ok());
+  // The event is past retention, its id is still in the dedup window.
+  clock_.Advance(absl::Hours(2));
+  absl::StatusOr<uint64_t> trimmed = log->TrimNow();
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+  EXPECT_EQ(*trimmed, 1u);
+  absl::StatusOr<AppendResult> retry = AppendAndWait(*log, Event("evt_1"));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_TRUE(retry->duplicate);
+  EXPECT_EQ(retry->sequence, 1u);
+  // Past the window the id is forgotten and stored again, as a new event.
+  clock_.Advance(options.dedup_window);
+  ASSERT_TRUE(log->TrimNow().ok());
+  absl::StatusOr<AppendResult> late = AppendAndWait(*log, Event("evt_1"));
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_FALSE(late->duplicate);
+  EXPECT_EQ(late->sequence, 2u);
+}
+
+TEST_F(SqliteEventLogTest, AllAppendsQueuedBeforeDestructionComplete) {
+  constexpr int kAppends = 500;
+  auto completions = std::make_shared<Completions>();
+  {
+    auto log = OpenOrDie(Options());
+    ASSERT_NE(log, nullptr);
+    for (int i = 0; i < kAppends; ++i) {
+      log->Append(Event(absl::StrCat("evt_", i)), completions->Callback(i));
+    }
+  }
+  // The destructor returned: every callback already ran.
+  ASSERT_EQ(completions->done(), static_cast<size_t>(kAppends));
+  for (const auto& result : completions->results()) EXPECT_TRUE(result.ok()) << result.status();
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->Info().last_sequence, static_cast<uint64_t>(kAppends));
+  EXPECT_EQ(log->Info().event_count, static_cast<uint64_t>(kAppends));
+}
+
+TEST_F(SqliteEventLogTest, FailedBatchIsUnavailableAndLeavesNoTrace) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(AppendAndWait(*log, Event("evt_1")).ok());
+  // A real SQLite error inside the writer's transaction.
+  ExecSql(DbPath(),
+          "CREATE TRIGGER fail BEFORE INSERT ON events WHEN NEW.id = 'evt_bad' "
+          "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+  absl::StatusOr<AppendResult> failed = AppendAndWait(*log, Event("evt_bad"));
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(failed.status().message(), HasSubstr("injected failure"));
+  EXPECT_EQ(log->Info().last_sequence, 1u);
+  // The writer keeps going, the failed append consumed no sequence and left
+  // no dedup row.
+  absl::StatusOr<AppendResult> next = AppendAndWait(*log, Event("evt_2"));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->sequence, 2u);
+  ExecSql(DbPath(), "DROP TRIGGER fail;");
+  absl::StatusOr<AppendResult> retried = AppendAndWait(*log, Event("evt_bad"));
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_FALSE(retried->duplicate);
+  EXPECT_EQ(retried->sequence, 3u);
+}
+
+TEST_F(SqliteEventLogTest, OpenRejectsInvalidOptions) {
+  SqliteEventLogOptions options = Options();
+  options.retention = absl::Hours(24);
+  absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(options);
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(log.status().message(), HasSubstr("dedup window"));
+  options.allow_short_retention = true;
+  EXPECT_TRUE(SqliteEventLog::Open(options).ok());
+
+  options = Options();
+  options.retention = absl::ZeroDuration();
+  options.allow_short_retention = true;
+  EXPECT_EQ(SqliteEventLog::Open(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options = Options();
+  options.max_batch = 0;
+  EXPECT_EQ(SqliteEventLog::Open(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteEventLogTest, OpenFailsClearlyWhenTheDirectoryCannotBeCreated) {
+  std::ofstream(root_ / "file") << "a regular file";
+  SqliteEventLogOptions options = Options();
+  options.data_dir = (root_ / "file" / "log").string();
+  absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(options);
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(log.status().message(), HasSubstr(options.data_dir));
+  EXPECT_THAT(log.status().message(), HasSubstr("writable"));
+}
+
+TEST_F(SqliteEventLogTest, OpenRefusesAFileThatIsNotADatabase) {
+  std::filesystem::create_directories(Dir());
+  const std::string garbage(8192, '\x5a');
+  std::ofstream(DbPath(), std::ios::binary) << garbage;
+  absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(Options());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(log.status().message(), HasSubstr("events.db"));
+  // Nothing was written over it.
+  std::ifstream in(DbPath(), std::ios::binary);
+  const std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(after, garbage);
+}
+
+TEST_F(SqliteEventLogTest, OpenRefusesADatabaseWithDamagedPages) {
+  {
+    auto log = OpenOrDie(Options());
+    ASSERT_NE(log, nullptr);
+    for (int i = 1; i <= 50; ++i) {
+      ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i), 1000, 2000)).ok());
+    }
+  }
+  // Overwrites the last pages (events and index b-tree pages) with 0xff.
+  const uintmax_t size = std::filesystem::file_size(DbPath());
+  ASSERT_GT(size, 3u * 4096u);
+  {
+    std::fstream file(DbPath(), std::ios::binary | std::ios::in | std::ios::out);
+    file.seekp(static_cast<std::streamoff>(size - 3 * 4096));
+    const std::string damage(3 * 4096, '\xff');
+    file.write(damage.data(), static_cast<std::streamsize>(damage.size()));
+  }
+  absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(Options());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss) << log.status();
+  EXPECT_THAT(log.status().message(), HasSubstr("events.db"));
+}
+
+TEST_F(SqliteEventLogTest, OpenRefusesASchemaFromTheFuture) {
+  { ASSERT_NE(OpenOrDie(Options()), nullptr); }
+  ExecSql(DbPath(), "UPDATE meta SET value = 99 WHERE key = 'schema_version';");
+  absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(Options());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(log.status().message(), HasSubstr("schema version 99"));
+}
+
+TEST_F(SqliteEventLogTest, OneDataDirHoldsOneOpenLog) {
+  auto first = OpenOrDie(Options());
+  ASSERT_NE(first, nullptr);
+  absl::StatusOr<std::unique_ptr<SqliteEventLog>> second = SqliteEventLog::Open(Options());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("already open"));
+  first.reset();
+  EXPECT_TRUE(SqliteEventLog::Open(Options()).ok());
+}
+
+}  // namespace
+}  // namespace sidestream

@@ -1,0 +1,337 @@
+#include "server/rpc/subscription.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/common/logging.h"
+#include "server/rpc/wire.h"
+
+namespace sidestream {
+namespace {
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t nanos = absl::ToUnixNanos(t);
+  ts.set_seconds(nanos / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return ts;
+}
+
+}  // namespace
+
+Subscription::Subscription(const SubscriptionEnv& env, std::string peer,
+                           v1::SubscribeRequest request, EventFilter filter)
+    : env_(env),
+      peer_(std::move(peer)),
+      request_(std::move(request)),
+      filter_(std::move(filter)),
+      start_time_(env.clock->Now()),
+      epoch_(env.log->Info().epoch) {}
+
+std::shared_ptr<Subscription> Subscription::Create(const SubscriptionEnv& env, std::string peer,
+                                                   v1::SubscribeRequest request,
+                                                   EventFilter filter, Start start) {
+  auto sub =
+      std::make_shared<Subscription>(env, std::move(peer), std::move(request), std::move(filter));
+  {
+    absl::MutexLock lock(&sub->mu_);
+    sub->self_ = sub;
+    sub->last_sent_ = sub->start_time_;
+    if (start.cursor.has_value()) {
+      sub->cursor_ = *start.cursor;
+    } else {
+      sub->unresolved_time_ = start.time;
+    }
+  }
+  // Register for wake-ups before reading anything, so that no append between
+  // the first read and the registration can go unnoticed.
+  env.hub->AddWaiter(sub);
+  sub->Pump();
+  return sub;
+}
+
+void Subscription::Pump() {
+  Action action;
+  {
+    absl::MutexLock lock(&mu_);
+    action = NextActionLocked();
+  }
+  switch (action.kind) {
+    case Action::kNone:
+      break;
+    case Action::kWrite:
+      // write_buffer_ is not touched again until OnWriteDone.
+      StartWrite(&write_buffer_);
+      break;
+    case Action::kFinish:
+      Finish(action.status);
+      break;
+    case Action::kReadLog:
+      env_.readers->Submit([self = shared_from_this()] { self->ReadLog(); });
+      break;
+    case Action::kResolveTime: {
+      absl::Time time;
+      {
+        absl::MutexLock lock(&mu_);
+        time = *unresolved_time_;
+      }
+      env_.readers->Submit([self = shared_from_this(), time] { self->ResolveTime(time); });
+      break;
+    }
+  }
+}
+
+Subscription::Action Subscription::FinishLocked(grpc::Status status) {
+  finished_ = true;
+  return Action{Action::kFinish, std::move(status)};
+}
+
+Subscription::Action Subscription::WriteLocked(grpc::ByteBuffer buffer) {
+  write_buffer_ = std::move(buffer);
+  write_in_flight_ = true;
+  last_sent_ = env_.clock->Now();
+  return Action{Action::kWrite, grpc::Status::OK};
+}
+
+Subscription::Action Subscription::NextActionLocked() {
+  if (finished_ || write_in_flight_) return {};
+  if (end_status_.has_value()) return FinishLocked(*end_status_);
+  if (reading_) return {};
+  if (unresolved_time_.has_value()) {
+    reading_ = true;
+    return Action{Action::kResolveTime, grpc::Status::OK};
+  }
+  if (checkpoint_due_) {
+    checkpoint_due_ = false;
+    v1::SubscribeResponse response;
+    v1::Checkpoint* checkpoint = response.mutable_checkpoint();
+    checkpoint->set_head_sequence(cursor_);
+    *checkpoint->mutable_head_time() = ToProto(env_.clock->Now());
+    checkpoint->set_log_epoch(epoch_);
+    return WriteLocked(MessageBuffer(response));
+  }
+  while (true) {
+    while (!pending_.empty()) {
+      EventRecordPtr record = std::move(pending_.front());
+      pending_.pop_front();
+      if (record->sequence <= cursor_) continue;
+      cursor_ = record->sequence;
+      if (filter_.Matches(*record)) {
+        ++events_sent_;
+        return WriteLocked(SubscribeResponseBuffer(record, request_.include_raw_json()));
+      }
+    }
+    EventHub::Read read = env_.hub->ReadAfter(cursor_, env_.hub_batch);
+    if (read.behind) {
+      reading_ = true;
+      return Action{Action::kReadLog, grpc::Status::OK};
+    }
+    if (read.records.empty()) break;  // caught up with the head
+    pending_.assign(std::make_move_iterator(read.records.begin()),
+                    std::make_move_iterator(read.records.end()));
+  }
+  if (!caught_up_sent_) {
+    caught_up_sent_ = true;
+    v1::SubscribeResponse response;
+    response.mutable_caught_up()->set_head_sequence(cursor_);
+    response.mutable_caught_up()->set_log_epoch(epoch_);
+    return WriteLocked(MessageBuffer(response));
+  }
+  return {};
+}
+
+void Subscription::ReadLog() {
+  uint64_t from;
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    from = cursor_;
+  }
+  ReadOptions options;
+  options.max_events = env_.log_read_events;
+  options.max_bytes = env_.log_read_bytes;
+  options.include_raw_json = request_.include_raw_json();
+  absl::StatusOr<std::vector<EventRecordPtr>> records = env_.log->ReadAfter(from, options);
+  {
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+    if (!records.ok()) {
+      end_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                 absl::StrCat("reading the log failed: ", records.status().message(),
+                                              "; resume after sequence ", cursor_));
+    } else if (!records->empty() && records->front()->sequence > from + 1) {
+      const uint64_t first = records->front()->sequence;
+      end_status_ = grpc::Status(
+          grpc::StatusCode::OUT_OF_RANGE,
+          absl::StrCat("events ", from + 1, " to ", first - 1,
+                       " were removed by retention before this subscription read them; the "
+                       "oldest available sequence is ",
+                       env_.log->Info().first_sequence));
+    } else {
+      pending_.assign(std::make_move_iterator(records->begin()),
+                      std::make_move_iterator(records->end()));
+    }
+  }
+  Pump();
+}
+
+void Subscription::ResolveTime(absl::Time time) {
+  absl::StatusOr<uint64_t> cursor = env_.log->CursorForTime(time);
+  {
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+    unresolved_time_.reset();
+    if (cursor.ok()) {
+      cursor_ = *cursor;
+    } else {
+      end_status_ = grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat("resolving start_time failed: ", cursor.status().message()));
+    }
+  }
+  Pump();
+}
+
+void Subscription::OnWriteDone(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    write_buffer_.Clear();
+    if (!ok && !end_status_.has_value()) {
+      // The stream is broken (client gone); finish quietly.
+      end_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
+    }
+  }
+  Pump();
+}
+
+void Subscription::OnCancel() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!end_status_.has_value()) {
+      end_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    }
+  }
+  Pump();
+}
+
+void Subscription::OnDone() {
+  env_.hub->RemoveWaiter(this);
+  if (on_done_) std::move(on_done_)(this);
+  std::shared_ptr<Subscription> self;
+  {
+    absl::MutexLock lock(&mu_);
+    finished_ = true;
+    self = std::move(self_);
+  }
+  // `self` may be the last reference: the object is deleted when it goes out
+  // of scope, after the lock is released.
+}
+
+void Subscription::Shutdown(const grpc::Status& status) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!end_status_.has_value()) end_status_ = status;
+  }
+  Pump();
+}
+
+void Subscription::Tick(absl::Time now) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || now - last_sent_ < env_.checkpoint_interval) return;
+    checkpoint_due_ = true;
+  }
+  Pump();
+}
+
+v1::SubscriptionStats Subscription::Stats() const {
+  v1::SubscriptionStats stats;
+  stats.set_peer(peer_);
+  *stats.mutable_filter() = request_.filter();
+  *stats.mutable_start_time() = ToProto(start_time_);
+  const uint64_t head = env_.hub->head();
+  absl::MutexLock lock(&mu_);
+  stats.set_cursor(cursor_);
+  stats.set_lag(head > cursor_ ? head - cursor_ : 0);
+  stats.set_events_sent(events_sent_);
+  stats.set_catching_up(!caught_up_sent_);
+  return stats;
+}
+
+SubscriptionRegistry::SubscriptionRegistry(Clock* clock, absl::Duration tick)
+    : clock_(clock), tick_(tick), ticker_([this] { TickLoop(); }) {}
+
+SubscriptionRegistry::~SubscriptionRegistry() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  ticker_.join();
+}
+
+void SubscriptionRegistry::Add(std::shared_ptr<Subscription> subscription) {
+  std::optional<grpc::Status> shutdown;
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown = shutdown_;
+    subscriptions_.push_back(subscription);
+  }
+  if (shutdown.has_value()) subscription->Shutdown(*shutdown);
+}
+
+void SubscriptionRegistry::Remove(const Subscription* subscription) {
+  std::shared_ptr<Subscription> removed;  // released after the lock
+  absl::MutexLock lock(&mu_);
+  auto it = std::find_if(subscriptions_.begin(), subscriptions_.end(),
+                         [subscription](const auto& s) { return s.get() == subscription; });
+  if (it != subscriptions_.end()) {
+    removed = std::move(*it);
+    subscriptions_.erase(it);
+  }
+}
+
+std::vector<v1::SubscriptionStats> SubscriptionRegistry::Stats() const {
+  std::vector<std::shared_ptr<Subscription>> subs;
+  {
+    absl::MutexLock lock(&mu_);
+    subs = subscriptions_;
+  }
+  std::vector<v1::SubscriptionStats> stats;
+  stats.reserve(subs.size());
+  for (const auto& s : subs) stats.push_back(s->Stats());
+  return stats;
+}
+
+size_t SubscriptionRegistry::size() const {
+  absl::MutexLock lock(&mu_);
+  return subscriptions_.size();
+}
+
+void SubscriptionRegistry::ShutdownAll(const grpc::Status& status) {
+  std::vector<std::shared_ptr<Subscription>> subs;
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown_ = status;
+    subs = subscriptions_;
+  }
+  for (const auto& s : subs) s->Shutdown(status);
+}
+
+void SubscriptionRegistry::TickLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    // A periodic timer, not synchronisation: wakes early only to stop.
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), tick_);
+    if (stopping_) break;
+    std::vector<std::shared_ptr<Subscription>> subs = subscriptions_;
+    mu_.Unlock();
+    const absl::Time now = clock_->Now();
+    for (const auto& s : subs) s->Tick(now);
+    subs.clear();
+    mu_.Lock();
+  }
+}
+
+}  // namespace sidestream

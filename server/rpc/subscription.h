@@ -1,0 +1,167 @@
+// Subscription: the server side of one Events.Subscribe stream.
+//
+// A gRPC callback reactor with a cursor (the last sequence considered) and a
+// filter. It pulls events after its cursor from the hub's window while it
+// can, and from the log (on the reader WorkQueue, never on a gRPC thread)
+// when it has fallen behind the window, so a slow subscriber costs disk
+// reads, not memory. One write is in flight at a time; each event is sent as
+// shared slices of the record serialized once (see wire.h).
+//
+// Invariant: events are sent in strictly increasing sequence order, each at
+// most once, with none skipped between the start cursor and the head (a gap
+// can only come from retention, which ends the stream with OUT_OF_RANGE).
+//
+// Threading: reactions (OnWriteDone, OnCancel), hub wake-ups, log reads and
+// ticks arrive on different threads; state is guarded by mu_, and gRPC
+// operations (StartWrite, Finish) are started outside mu_ because gRPC may
+// run the next reaction inline.
+#ifndef SIDESTREAM_SERVER_RPC_SUBSCRIPTION_H_
+#define SIDESTREAM_SERVER_RPC_SUBSCRIPTION_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/common/clock.h"
+#include "server/common/work_queue.h"
+#include "server/hub/event_filter.h"
+#include "server/hub/event_hub.h"
+#include "server/log/event_log.h"
+#include "sidestream/v1/admin_service.pb.h"
+#include "sidestream/v1/events_service.pb.h"
+
+namespace sidestream {
+
+// What every subscription shares. Not owned; outlives the subscriptions.
+struct SubscriptionEnv {
+  EventLog* log = nullptr;
+  EventHub* hub = nullptr;
+  WorkQueue* readers = nullptr;
+  Clock* clock = Clock::Real();
+  // Longest time without a message while nothing matches; a checkpoint is
+  // sent then.
+  absl::Duration checkpoint_interval = absl::Seconds(5);
+  // Records taken from the hub per step.
+  size_t hub_batch = 64;
+  // How much one log read (catch-up) may load.
+  size_t log_read_events = 512;
+  size_t log_read_bytes = 4 << 20;
+};
+
+class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
+                           public EventHub::Waiter,
+                           public std::enable_shared_from_this<Subscription> {
+ public:
+  // Where the stream starts: an explicit cursor, or a time to resolve.
+  struct Start {
+    std::optional<uint64_t> cursor;
+    std::optional<absl::Time> time;
+  };
+
+  // Use Create(); public for make_shared.
+  Subscription(const SubscriptionEnv& env, std::string peer, v1::SubscribeRequest request,
+               EventFilter filter);
+
+  // Creates the stream, registers it with the hub and starts sending. The
+  // returned pointer is what the Subscribe handler returns to gRPC; the
+  // object lives until OnDone and the last pending task.
+  static std::shared_ptr<Subscription> Create(const SubscriptionEnv& env, std::string peer,
+                                              v1::SubscribeRequest request, EventFilter filter,
+                                              Start start);
+
+  // Ends the stream with `status` (after the write in flight, if any).
+  void Shutdown(const grpc::Status& status);
+  // Sends a checkpoint when the stream has been silent long enough.
+  void Tick(absl::Time now);
+  v1::SubscriptionStats Stats() const;
+
+  // EventHub::Waiter
+  void Wake() override { Pump(); }
+
+  // grpc::ServerWriteReactor
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+  // Called once with the hub or registry to notify about this stream ending.
+  void SetOnDone(absl::AnyInvocable<void(Subscription*) &&> on_done) {
+    on_done_ = std::move(on_done);
+  }
+
+ private:
+  struct Action {
+    enum Kind { kNone, kWrite, kFinish, kReadLog, kResolveTime } kind = kNone;
+    grpc::Status status;
+  };
+
+  // Decides the next step under mu_ and performs it outside mu_.
+  void Pump();
+  Action NextActionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReadLog();
+  void ResolveTime(absl::Time time);
+  Action FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Action WriteLocked(grpc::ByteBuffer buffer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Constant after construction.
+  const SubscriptionEnv env_;
+  const std::string peer_;
+  const v1::SubscribeRequest request_;
+  const EventFilter filter_;
+  const absl::Time start_time_;
+  const std::string epoch_;
+  absl::AnyInvocable<void(Subscription*) &&> on_done_;
+  std::shared_ptr<Subscription> self_;  // released in OnDone
+
+  mutable absl::Mutex mu_;
+  uint64_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<absl::Time> unresolved_time_ ABSL_GUARDED_BY(mu_);
+  std::deque<EventRecordPtr> pending_ ABSL_GUARDED_BY(mu_);  // from a log read, > cursor_
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;                // a log task is queued
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;  // Finish was (or is being) called
+  bool caught_up_sent_ ABSL_GUARDED_BY(mu_) = false;
+  bool checkpoint_due_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_sent_ ABSL_GUARDED_BY(mu_);
+  uint64_t events_sent_ ABSL_GUARDED_BY(mu_) = 0;
+  // The message being written; alive until OnWriteDone.
+  grpc::ByteBuffer write_buffer_ ABSL_GUARDED_BY(mu_);
+};
+
+// Every open subscription: for Admin.GetStats, checkpoint ticks and shutdown.
+class SubscriptionRegistry {
+ public:
+  // Starts the ticker thread, which calls Tick on every subscription every
+  // `tick` (a fraction of the checkpoint interval).
+  SubscriptionRegistry(Clock* clock, absl::Duration tick);
+  ~SubscriptionRegistry();
+
+  void Add(std::shared_ptr<Subscription> subscription);
+  void Remove(const Subscription* subscription);
+  std::vector<v1::SubscriptionStats> Stats() const;
+  size_t size() const;
+  // Ends every open stream with `status`, and every stream added later.
+  void ShutdownAll(const grpc::Status& status);
+
+ private:
+  void TickLoop();
+
+  Clock* const clock_;
+  const absl::Duration tick_;
+  mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<Subscription>> subscriptions_ ABSL_GUARDED_BY(mu_);
+  std::optional<grpc::Status> shutdown_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread ticker_;
+};
+
+}  // namespace sidestream
+
+#endif  // SIDESTREAM_SERVER_RPC_SUBSCRIPTION_H_

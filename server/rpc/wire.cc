@@ -1,0 +1,104 @@
+#include "server/rpc/wire.h"
+
+#include <grpcpp/support/slice.h>
+
+#include <vector>
+
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
+
+namespace sidestream {
+namespace {
+
+using google::protobuf::io::CodedOutputStream;
+using google::protobuf::internal::WireFormatLite;
+
+constexpr int kResponseEventField = 1;  // SubscribeResponse.event
+constexpr int kEventSequenceField = 1;  // Event.sequence
+constexpr int kEventRawJsonField = 19;  // Event.raw_json
+
+// Appends a varint to `out`, returning the new end.
+uint8_t* PutVarint(uint64_t value, uint8_t* out) {
+  return CodedOutputStream::WriteVarint64ToArray(value, out);
+}
+
+uint8_t* PutTag(int field, WireFormatLite::WireType type, uint8_t* out) {
+  return CodedOutputStream::WriteVarint32ToArray(WireFormatLite::MakeTag(field, type), out);
+}
+
+// A slice over `bytes` that keeps `record` alive until gRPC is done with it.
+grpc::Slice SharedSlice(const EventRecordPtr& record, const std::string& bytes) {
+  auto* keep = new EventRecordPtr(record);
+  return grpc::Slice(
+      const_cast<char*>(bytes.data()), bytes.size(),
+      [](void* p) { delete static_cast<EventRecordPtr*>(p); }, keep);
+}
+
+}  // namespace
+
+grpc::ByteBuffer SubscribeResponseBuffer(const EventRecordPtr& record, bool include_raw_json) {
+  const bool with_raw = include_raw_json && !record->raw_json.empty();
+
+  uint8_t raw_header[16];
+  uint8_t* raw_end = raw_header;
+  if (with_raw) {
+    raw_end = PutTag(kEventRawJsonField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, raw_end);
+    raw_end = PutVarint(record->raw_json.size(), raw_end);
+  }
+  const size_t raw_size =
+      with_raw ? static_cast<size_t>(raw_end - raw_header) + record->raw_json.size() : 0;
+
+  uint8_t sequence_field[16];
+  uint8_t* seq_end = PutTag(kEventSequenceField, WireFormatLite::WIRETYPE_VARINT, sequence_field);
+  seq_end = PutVarint(record->sequence, seq_end);
+  const size_t event_size =
+      static_cast<size_t>(seq_end - sequence_field) + record->event_bytes.size() + raw_size;
+
+  uint8_t header[48];
+  uint8_t* end = PutTag(kResponseEventField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, header);
+  end = PutVarint(event_size, end);
+  end = std::copy(sequence_field, seq_end, end);
+  grpc::Slice slices[4];
+  size_t n = 0;
+  slices[n++] = grpc::Slice(header, static_cast<size_t>(end - header));
+  if (!record->event_bytes.empty()) slices[n++] = SharedSlice(record, record->event_bytes);
+  if (with_raw) {
+    slices[n++] = grpc::Slice(raw_header, static_cast<size_t>(raw_end - raw_header));
+    slices[n++] = SharedSlice(record, record->raw_json);
+  }
+  return grpc::ByteBuffer(slices, n);
+}
+
+grpc::ByteBuffer MessageBuffer(const google::protobuf::Message& message) {
+  std::string bytes = message.SerializeAsString();
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+absl::Status ParseBuffer(const grpc::ByteBuffer& buffer, google::protobuf::Message* message) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return absl::InvalidArgumentError("unreadable request");
+  std::string bytes;
+  bytes.reserve(buffer.Length());
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  if (!message->ParseFromString(bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request is not a valid ", message->GetTypeName()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Event> RecordToEvent(const EventRecord& record, bool include_raw_json) {
+  v1::Event event;
+  if (!event.ParseFromString(record.event_bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("stored event ", record.sequence, " cannot be parsed"));
+  }
+  event.set_sequence(record.sequence);
+  if (include_raw_json) event.set_raw_json(record.raw_json);
+  return event;
+}
+
+}  // namespace sidestream

@@ -1,0 +1,44 @@
+// Server: one Sidestream process wired together (log, hub, subscriptions,
+// gRPC services with health and reflection, HTTP ingress). main() builds
+// ServerOptions and calls Start; tests can do the same in process.
+#ifndef SIDESTREAM_SERVER_SERVER_H_
+#define SIDESTREAM_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/config.h"
+
+namespace sidestream {
+
+class Server {
+ public:
+  // Validates `options`, opens the log, starts gRPC then HTTP. Fails with the
+  // first problem (bad option, unwritable data dir, port in use).
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  // Shuts down (if not yet) with a short grace period.
+  ~Server();
+
+  // Bound addresses, "HOST:PORT" with the real ports.
+  std::string http_address() const;
+  std::string grpc_address() const;
+  std::string log_epoch() const;
+
+  // Stops accepting webhooks and streams: health turns NOT_SERVING, HTTP
+  // stops, every Subscribe stream ends with UNAVAILABLE (clients reconnect
+  // and resume), gRPC drains for at most `grace`, then the log completes
+  // pending appends and closes. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+  class Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sidestream
+
+#endif  // SIDESTREAM_SERVER_SERVER_H_
