@@ -408,6 +408,7 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog::Impl>> SqliteEventLog::Impl::Open
 }
 
 SqliteEventLog::Impl::~Impl() {
+  const bool opened = writer_thread_.joinable();  // false when Open failed
   {
     absl::MutexLock lock(&queue_mu_);
     stopping_ = true;
@@ -425,7 +426,7 @@ SqliteEventLog::Impl::~Impl() {
   checkpoint_db_.reset();
   w_ = WriterStatements();
   // Leave a short WAL behind; closing the last connection also checkpoints.
-  if (writer_db_ != nullptr) Checkpoint(writer_db_.get(), /*truncate=*/true);
+  if (opened) Checkpoint(writer_db_.get(), /*truncate=*/true);
   writer_db_.reset();
   if (lock_fd_ >= 0) close(lock_fd_);
 }
@@ -610,12 +611,17 @@ absl::Status SqliteEventLog::Impl::LoadCounters() {
         "\" has a damaged meta table (schema_version, epoch or counters missing or invalid); "
         "restore it from a backup, or move it away to start a new log"));
   }
-  // Both are one b-tree descent on the rowid.
+  // Two subqueries: each is one b-tree descent on the rowid (a single
+  // SELECT MIN(), MAX() would scan the table).
   std::optional<int64_t> min_sequence, max_sequence;
-  status = Query(db, "SELECT MIN(sequence), MAX(sequence) FROM events", [&](sqlite3_stmt* s) {
-    if (sqlite3_column_type(s, 0) != SQLITE_NULL) min_sequence = sqlite3_column_int64(s, 0);
-    if (sqlite3_column_type(s, 1) != SQLITE_NULL) max_sequence = sqlite3_column_int64(s, 1);
-  });
+  status =
+      Query(db, "SELECT (SELECT MIN(sequence) FROM events), (SELECT MAX(sequence) FROM events)",
+            [&](sqlite3_stmt* s) {
+              if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+                min_sequence = sqlite3_column_int64(s, 0);
+              if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+                max_sequence = sqlite3_column_int64(s, 1);
+            });
   if (!status.ok()) return OpenFailure(sqlite3_errcode(db), "reading the sequence range");
   if ((max_sequence.has_value() && *max_sequence > *last) ||
       (max_sequence.has_value() != (*count > 0)) ||
@@ -706,6 +712,8 @@ void SqliteEventLog::Impl::Append(NewEvent event, AppendCallback done) {
   std::move(done)(absl::UnavailableError("the event log is closing"));
 }
 
+// Runs on the writer thread, so it must not be called from a listener or an
+// append callback (it would wait for itself).
 absl::StatusOr<uint64_t> SqliteEventLog::Impl::TrimNow() {
   TrimRequest request;
   {

@@ -261,7 +261,7 @@ TEST_F(SqliteEventLogTest, GroupCommitBatchesConcurrentAppends) {
   EXPECT_LE(*std::max_element(spans.begin(), spans.end()), Options().max_batch);
 }
 
-TEST_F(SqliteEventLogTest, ListenerReceivesEveryRecordOnceInOrderAfterItIsReadable) {
+TEST_F(SqliteEventLogTest, ListenerReceivesEveryNewRecordOnceInOrder) {
   auto log = OpenOrDie(Options());
   ASSERT_NE(log, nullptr);
   RecordingListener listener;
@@ -278,6 +278,35 @@ TEST_F(SqliteEventLogTest, ListenerReceivesEveryRecordOnceInOrderAfterItIsReadab
     EXPECT_EQ(records[i]->id, absl::StrCat("evt_", i));
     EXPECT_EQ(records[i]->raw_json, Event("x").raw_json);
   }
+}
+
+TEST_F(SqliteEventLogTest, ReadersSeeADensePrefixWhileTheWriterCommits) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  constexpr int kTotal = 1000;
+  auto completions = std::make_shared<Completions>();
+  std::thread writer([&] {
+    for (int i = 0; i < kTotal; ++i) {
+      log->Append(Event(absl::StrCat("evt_", i)), completions->Callback(i));
+    }
+  });
+  // Follows the log as a subscriber would, until it has read everything.
+  ReadOptions options;
+  options.max_events = 64;
+  uint64_t cursor = 0;
+  const absl::Time deadline = absl::Now() + kDeadline;
+  while (cursor < kTotal && absl::Now() < deadline) {
+    absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(cursor, options);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const EventRecordPtr& record : *page) {
+      ASSERT_EQ(record->sequence, cursor + 1);
+      ASSERT_EQ(record->id, absl::StrCat("evt_", cursor));
+      cursor = record->sequence;
+    }
+  }
+  writer.join();
+  EXPECT_EQ(cursor, static_cast<uint64_t>(kTotal));
+  EXPECT_TRUE(completions->WaitFor(kTotal));
 }
 
 TEST_F(SqliteEventLogTest, ReadAfterPagesByMaxEvents) {
