@@ -134,6 +134,15 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (options.http_threads < 1) {
     return absl::InvalidArgumentError("--http_threads must be at least 1");
   }
+  if (options.checkpoint_interval < absl::Milliseconds(500)) {
+    return absl::InvalidArgumentError("--checkpoint_interval must be at least 500ms");
+  }
+  if (options.hub_max_events < 1 || options.hub_max_bytes < 1) {
+    return absl::InvalidArgumentError("--hub_window_events and --hub_window_bytes must be >= 1");
+  }
+  if (options.reader_threads < 1) {
+    return absl::InvalidArgumentError("--reader_threads must be at least 1");
+  }
   if (options.data_dir.empty()) {
     return absl::InvalidArgumentError("--data_dir must not be empty");
   }

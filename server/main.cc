@@ -48,6 +48,15 @@ ABSL_FLAG(uint64_t, max_body_bytes, 1 << 20,
 ABSL_FLAG(int, http_threads, 1, "HTTP event-loop threads.");
 ABSL_FLAG(bool, allow_insecure_remote, false,
           "Permit listening on a non-loopback address without TLS.");
+ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(5),
+          "Longest silence on a Subscribe stream: a checkpoint (head sequence) is sent when no "
+          "event matched for this long.");
+ABSL_FLAG(uint64_t, hub_window_events, 8192,
+          "Recent events kept in memory for live subscribers; subscribers further behind read "
+          "the log.");
+ABSL_FLAG(uint64_t, hub_window_bytes, 64ull << 20, "Byte limit of the in-memory window.");
+ABSL_FLAG(int, reader_threads, 2,
+          "Threads for log reads (catching-up subscribers, GetEvent, ListEvents).");
 ABSL_FLAG(std::string, log_level, "info", "Least severe log level: debug, info, warning, error.");
 
 namespace {
@@ -55,7 +64,8 @@ namespace {
 constexpr const char* kEnvFlags[] = {
     "http_listen",   "grpc_listen",   "data_dir",        "webhook_path",
     "webhook_secrets_file", "signature_tolerance", "retention", "allow_short_retention",
-    "log_max_bytes", "max_body_bytes", "http_threads", "allow_insecure_remote", "log_level"};
+    "log_max_bytes", "max_body_bytes", "http_threads", "allow_insecure_remote", "checkpoint_interval", "hub_window_events", "hub_window_bytes",
+    "reader_threads", "log_level"};
 
 // Applies SIDESTREAM_<FLAG> environment variables; the command line, parsed
 // afterwards, overrides them.
@@ -127,6 +137,10 @@ int main(int argc, char** argv) {
   options.max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);
   options.http_threads = absl::GetFlag(FLAGS_http_threads);
   options.allow_insecure_remote = absl::GetFlag(FLAGS_allow_insecure_remote);
+  options.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
+  options.hub_max_events = absl::GetFlag(FLAGS_hub_window_events);
+  options.hub_max_bytes = absl::GetFlag(FLAGS_hub_window_bytes);
+  options.reader_threads = absl::GetFlag(FLAGS_reader_threads);
 
   std::optional<std::string> env_secrets;
   if (const char* v = std::getenv("SIDESTREAM_WEBHOOK_SECRETS")) env_secrets = v;

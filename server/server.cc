@@ -136,10 +136,13 @@ void Server::Impl::Shutdown(absl::Duration grace) {
     registry_->ShutdownAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                         "server shutting down; reconnect and resume"));
   }
+  LOG_INFO("shutdown: webhooks stopped; ending ", registry_ != nullptr ? registry_->size() : 0,
+           " subscription(s)");
   if (grpc_ != nullptr) {
     grpc_->Shutdown(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
     grpc_->Wait();
+    LOG_INFO("shutdown: gRPC drained");
   }
   // 3. Readers finish their tasks; then the log commits what is queued and
   //    closes. Append callbacks may still post to the (stopped) HTTP event
