@@ -132,12 +132,12 @@ void Server::Impl::Shutdown(absl::Duration grace) {
   //    them, and their events (if already appended) are deduplicated.
   if (http_ != nullptr) http_->Stop();
   // 2. Streams end with UNAVAILABLE so clients resume elsewhere or later.
+  LOG_INFO("shutdown: webhooks stopped; ending ", registry_ != nullptr ? registry_->size() : 0,
+           " subscription(s)");
   if (registry_ != nullptr) {
     registry_->ShutdownAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                         "server shutting down; reconnect and resume"));
   }
-  LOG_INFO("shutdown: webhooks stopped; ending ", registry_ != nullptr ? registry_->size() : 0,
-           " subscription(s)");
   if (grpc_ != nullptr) {
     grpc_->Shutdown(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
