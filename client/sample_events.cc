@@ -13,58 +13,14 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/common/stripe_ids.h"
 
 namespace sidestream {
 namespace {
 
 constexpr absl::string_view kThinType = "v1.billing.meter.error_report_triggered";
-constexpr absl::string_view kAccountPrefix = "acct_";
-constexpr size_t kMaxIdLength = 255;
-constexpr size_t kMaxTypeLength = 255;
-constexpr size_t kMaxAccountSuffixLength = 250;
 // Stripe's usual id length after the prefix ("po_1PqZ2bQx7RkB2mLcB1cD2eF3").
 constexpr size_t kIdSuffixLength = 24;
-
-bool IsAsciiAlnum(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-// The same forms the server's decoder accepts.
-bool IsEventType(absl::string_view s) {
-  if (s.empty() || s.size() > kMaxTypeLength) return false;
-  bool token_empty = true;
-  for (char c : s) {
-    if (c == '.') {
-      if (token_empty) return false;
-      token_empty = true;
-    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') {
-      token_empty = false;
-    } else {
-      return false;
-    }
-  }
-  return !token_empty;
-}
-
-bool IsAccountId(absl::string_view s) {
-  if (s.size() <= kAccountPrefix.size() ||
-      s.size() > kAccountPrefix.size() + kMaxAccountSuffixLength ||
-      s.substr(0, kAccountPrefix.size()) != kAccountPrefix) {
-    return false;
-  }
-  for (char c : s.substr(kAccountPrefix.size())) {
-    if (!IsAsciiAlnum(c)) return false;
-  }
-  return true;
-}
-
-bool IsStripeId(absl::string_view s) {
-  if (s.empty() || s.size() > kMaxIdLength) return false;
-  for (char c : s) {
-    if (!IsAsciiAlnum(c) && c != '_') return false;
-  }
-  return true;
-}
 
 // Seeding a generator is costly and benchmarks build many events, so each
 // thread keeps one.

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "server/common/stripe_ids.h"
 
 namespace sidestream {
 namespace {
@@ -37,10 +38,6 @@ constexpr size_t kLinearDuplicateScanKeys = 16;
 // 9999-12-31T23:59:59Z.
 constexpr int64_t kMinTimestampSeconds = -62135596800;
 constexpr int64_t kMaxTimestampSeconds = 253402300799;
-constexpr size_t kMaxIdLength = 255;
-constexpr size_t kMaxTypeLength = 255;
-constexpr std::string_view kAccountPrefix = "acct_";
-constexpr size_t kMaxAccountSuffixLength = 250;
 
 using Result = std::optional<Rejection>;
 
@@ -66,45 +63,6 @@ Rejection DuplicateKey(std::string_view key) {
   return Invalid(absl::StrCat("duplicate key \"", Echo(key), "\""));
 }
 
-bool IsAsciiAlnum(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-// Stripe object ids ("evt_1NG8Du2eZvKYlo2CUI79vXWy"): safe as a NATS subject
-// token and in a URL path.
-bool IsStripeId(std::string_view s) {
-  if (s.empty() || s.size() > kMaxIdLength) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return IsAsciiAlnum(c) || c == '_'; });
-}
-
-// Dotted lower-case words: "payout.failed",
-// "v1.billing.meter.error_report_triggered".
-bool IsEventType(std::string_view s) {
-  if (s.empty() || s.size() > kMaxTypeLength) return false;
-  bool token_empty = true;
-  for (char c : s) {
-    if (c == '.') {
-      if (token_empty) return false;
-      token_empty = true;
-    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') {
-      token_empty = false;
-    } else {
-      return false;
-    }
-  }
-  return !token_empty;
-}
-
-// Empty (platform) or "acct_" and letters and digits.
-bool IsAccountId(std::string_view s) {
-  if (s.empty()) return true;
-  if (s.size() <= kAccountPrefix.size() ||
-      s.size() > kAccountPrefix.size() + kMaxAccountSuffixLength ||
-      s.substr(0, kAccountPrefix.size()) != kAccountPrefix) {
-    return false;
-  }
-  return std::all_of(s.begin() + kAccountPrefix.size(), s.end(), IsAsciiAlnum);
-}
 
 // Finds a key that appears twice in `obj`. Objects that are converted to a
 // Struct detect duplicates through the map instead.
@@ -287,9 +245,9 @@ Result DecodeRequestObject(object obj, std::string_view name, v1::Event* event) 
 Result DecodeIdTypeLivemode(const TopLevel& top, v1::Event* event) {
   std::string_view id, type;
   if (Result r = RequiredString(top.id, "id", &id)) return r;
-  if (!IsStripeId(id)) return Invalid(absl::StrCat("id \"", Echo(id), "\" is not a Stripe id"));
+  if (!IsStripeId(ToAbsl(id))) return Invalid(absl::StrCat("id \"", Echo(id), "\" is not a Stripe id"));
   if (Result r = RequiredString(top.type, "type", &type)) return r;
-  if (!IsEventType(type)) {
+  if (!IsEventType(ToAbsl(type))) {
     return Invalid(absl::StrCat("type \"", Echo(type), "\" is not a Stripe event type"));
   }
   if (!top.livemode.has_value()) return MissingField("livemode");
@@ -301,7 +259,7 @@ Result DecodeIdTypeLivemode(const TopLevel& top, v1::Event* event) {
 }
 
 Result SetAccount(std::string_view account, std::string_view name, v1::Event* event) {
-  if (!IsAccountId(account)) {
+  if (!account.empty() && !IsAccountId(ToAbsl(account))) {
     return Invalid(absl::StrCat("field \"", ToAbsl(name), "\" value \"", Echo(account),
                                 "\" is not an account id"));
   }

@@ -1,41 +1,11 @@
 #include "server/hub/event_filter.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "server/common/stripe_ids.h"
 
 namespace sidestream {
-namespace {
-
-bool IsTypeToken(absl::string_view token) {
-  if (token.empty()) return false;
-  for (char c : token) {
-    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_')) return false;
-  }
-  return true;
-}
-
-// "payout.failed", "v1.billing.meter.error_report_triggered".
-bool IsEventType(absl::string_view type) {
-  if (type.empty() || type.size() > 255) return false;
-  for (absl::string_view token : absl::StrSplit(type, '.')) {
-    if (!IsTypeToken(token)) return false;
-  }
-  return true;
-}
-
-bool IsAccountId(absl::string_view account) {
-  if (!absl::ConsumePrefix(&account, "acct_") || account.empty() || account.size() > 250) {
-    return false;
-  }
-  for (char c : account) {
-    if (!absl::ascii_isalnum(c)) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 absl::StatusOr<EventFilter> EventFilter::Create(const v1::EventFilter& proto) {
   if (proto.types_size() > kMaxEntries || proto.accounts_size() > kMaxEntries) {

@@ -5,18 +5,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "server/common/logging.h"
+#include "server/common/time_proto.h"
 #include "server/decode/event_decoder.h"
 
 namespace sidestream {
 namespace {
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const int64_t nanos = absl::ToUnixNanos(t);
-  ts.set_seconds(nanos / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return ts;
-}
 
 // True for "application/json" with any parameters ("; charset=utf-8").
 bool IsJsonMediaType(absl::string_view content_type) {
@@ -101,7 +94,7 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpRespond respond) {
   if (std::optional<Rejection> rejection = DecodeStripeEvent(request.body, &event)) {
     return refuse(rejection->reason, rejection->detail);
   }
-  *event.mutable_receive_time() = ToProto(now);
+  *event.mutable_receive_time() = TimestampProto(now);
   event.set_secret_label(verified.secret->label);
 
   NewEvent new_event;

@@ -1,6 +1,6 @@
 #include "server/rpc/admin_service.h"
 
-#include "google/protobuf/util/time_util.h"
+#include "server/common/time_proto.h"
 
 namespace sidestream {
 
@@ -19,8 +19,7 @@ grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* co
   for (v1::SubscriptionStats& s : registry_->Stats()) {
     *response->add_subscriptions() = std::move(s);
   }
-  *response->mutable_start_time() =
-      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(start_time_));
+  *response->mutable_start_time() = TimestampProto(start_time_);
   response->set_version(SIDESTREAM_VERSION);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

@@ -5,20 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/common/logging.h"
+#include "server/common/time_proto.h"
 #include "server/rpc/wire.h"
 
 namespace sidestream {
-namespace {
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const int64_t nanos = absl::ToUnixNanos(t);
-  ts.set_seconds(nanos / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return ts;
-}
-
-}  // namespace
 
 Subscription::Subscription(const SubscriptionEnv& env, std::string peer,
                            v1::SubscribeRequest request, EventFilter filter)
@@ -107,7 +97,7 @@ Subscription::Action Subscription::NextActionLocked() {
     v1::SubscribeResponse response;
     v1::Checkpoint* checkpoint = response.mutable_checkpoint();
     checkpoint->set_head_sequence(cursor_);
-    *checkpoint->mutable_head_time() = ToProto(env_.clock->Now());
+    *checkpoint->mutable_head_time() = TimestampProto(env_.clock->Now());
     checkpoint->set_log_epoch(epoch_);
     return WriteLocked(MessageBuffer(response));
   }
@@ -250,7 +240,7 @@ v1::SubscriptionStats Subscription::Stats() const {
   v1::SubscriptionStats stats;
   stats.set_peer(peer_);
   *stats.mutable_filter() = request_.filter();
-  *stats.mutable_start_time() = ToProto(start_time_);
+  *stats.mutable_start_time() = TimestampProto(start_time_);
   const uint64_t head = env_.hub->head();
   absl::MutexLock lock(&mu_);
   stats.set_cursor(cursor_);
