@@ -13,17 +13,16 @@
 #include <string>
 #include <utility>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
 namespace sidestream {
 namespace {
@@ -58,8 +57,8 @@ bool HasControlOrSpace(absl::string_view s) {
 absl::Status ValidateHeaders(const HttpHeaders& headers) {
   for (const auto& [name, value] : headers) {
     if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) {
-      return absl::InvalidArgumentError(absl::StrCat("invalid HTTP header name \"",
-                                                     absl::CEscape(name), "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid HTTP header name \"", absl::CEscape(name), "\""));
     }
     if (value.find_first_of("\r\n\0", 0, 3) != std::string::npos) {
       return absl::InvalidArgumentError(
@@ -82,8 +81,8 @@ std::string HostPort(const HttpUrl& url) {
   return absl::StrCat(url.host, ":", url.port);
 }
 
-absl::Status NetworkError(absl::string_view what, const HttpUrl& url,
-                          const beast::error_code& ec, absl::Duration timeout) {
+absl::Status NetworkError(absl::string_view what, const HttpUrl& url, const beast::error_code& ec,
+                          absl::Duration timeout) {
   if (ec == beast::error::timeout) {
     return absl::UnavailableError(absl::StrCat("timed out after ", absl::FormatDuration(timeout),
                                                " ", what, " ", HostPort(url)));
@@ -136,9 +135,8 @@ const std::string* HttpResponse::FindHeader(absl::string_view name) const {
 
 absl::StatusOr<HttpUrl> ParseHttpUrl(absl::string_view url) {
   auto invalid = [url](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid URL \"", absl::CHexEscape(url),
-                                                   "\": ", why,
-                                                   " (expected http://host:port/path)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid URL \"", absl::CHexEscape(url), "\": ", why, " (expected http://host:port/path)"));
   };
   absl::string_view rest = url;
   if (absl::StartsWithIgnoreCase(rest, "https://")) {
@@ -241,7 +239,7 @@ struct HttpConnection::Impl {
 };
 
 absl::Status BeastConnection::Connect(std::chrono::steady_clock::time_point deadline,
-                                           absl::Duration timeout) {
+                                      absl::Duration timeout) {
   beast::error_code ec;
   std::vector<tcp::endpoint> endpoints;
   asio::ip::address address = asio::ip::make_address(url.host, ec);
@@ -260,8 +258,8 @@ absl::Status BeastConnection::Connect(std::chrono::steady_clock::time_point dead
   }
 
   stream.expires_at(deadline);
-  stream.async_connect(endpoints,
-                       [&ec](const beast::error_code& result, const tcp::endpoint&) { ec = result; });
+  stream.async_connect(
+      endpoints, [&ec](const beast::error_code& result, const tcp::endpoint&) { ec = result; });
   RunToCompletion();
   if (ec) {
     Close();
@@ -283,23 +281,21 @@ void BeastConnection::Close() {
 }
 
 absl::StatusOr<HttpResponse> BeastConnection::RoundTrip(http::verb method,
-                                                             const HttpHeaders& headers,
-                                                             absl::string_view body,
-                                                             absl::Duration timeout,
-                                                             bool keep_alive) {
+                                                        const HttpHeaders& headers,
+                                                        absl::string_view body,
+                                                        absl::Duration timeout, bool keep_alive) {
   if (timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("the HTTP timeout must be positive");
   }
   if (absl::Status valid = ValidateHeaders(headers); !valid.ok()) return valid;
-  const auto deadline = std::chrono::steady_clock::now() +
-                        absl::ToChronoNanoseconds(std::min(timeout, kMaxTimeout));
+  const auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(std::min(timeout, kMaxTimeout));
 
   http::request<http::string_body> request(method, url.target, 11);
   if (!HasHeader(headers, "Host")) {
     // The default port is left out, as browsers do; some servers compare.
-    request.set(http::field::host, url.port == 80 && !absl::StrContains(url.host, ':')
-                                       ? url.host
-                                       : HostPort(url));
+    request.set(http::field::host,
+                url.port == 80 && !absl::StrContains(url.host, ':') ? url.host : HostPort(url));
   }
   for (const auto& [name, value] : headers) request.insert(name, value);
   request.body() = std::string(body);
@@ -364,8 +360,7 @@ absl::StatusOr<std::unique_ptr<HttpConnection>> HttpConnection::Create(absl::str
 }
 
 absl::StatusOr<HttpResponse> HttpConnection::Post(const HttpHeaders& headers,
-                                                  absl::string_view body,
-                                                  absl::Duration timeout) {
+                                                  absl::string_view body, absl::Duration timeout) {
   return impl_->connection.RoundTrip(http::verb::post, headers, body, timeout, /*keep_alive=*/true);
 }
 

@@ -2,8 +2,9 @@
 // benchmarks that POST webhooks to Sidestream's ingress.
 //
 // Only plain http:// is supported; https is not (yet). Every call takes a
-// timeout that covers the whole exchange: name resolution, connect, sending
-// the request and reading the complete response.
+// timeout that covers the whole exchange: connect, sending the request and
+// reading the complete response. Host names (IP addresses need none) are
+// resolved by the system resolver, bounded by its own timeouts.
 //
 // Errors:
 //   INVALID_ARGUMENT  the URL is not http://host[:port][/path].

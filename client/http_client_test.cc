@@ -1,8 +1,5 @@
 #include "client/http_client.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,6 +20,9 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 namespace sidestream {
 namespace {
@@ -143,7 +143,8 @@ class TestServer {
       request.request_line = lines[0];
       size_t content_length = 0;
       for (size_t i = 1; i < lines.size(); ++i) {
-        std::pair<std::string, std::string> field = absl::StrSplit(lines[i], absl::MaxSplits(':', 1));
+        std::pair<std::string, std::string> field =
+            absl::StrSplit(lines[i], absl::MaxSplits(':', 1));
         field.second = std::string(absl::StripAsciiWhitespace(field.second));
         if (absl::EqualsIgnoreCase(field.first, "Content-Length")) {
           EXPECT_TRUE(absl::SimpleAtoi(field.second, &content_length)) << field.second;
@@ -244,8 +245,7 @@ TEST(HttpPostTest, SendsRequestLineHeadersAndBodyAndParsesResponse) {
   EXPECT_THAT(request.Values("User-Agent"),
               ::testing::ElementsAre("Stripe/1.0 (+https://stripe.com/docs/webhooks)"));
   EXPECT_THAT(request.Values("Stripe-Signature"), ::testing::ElementsAre("t=1,v1=abc"));
-  EXPECT_THAT(request.Values("Content-Length"),
-              ::testing::ElementsAre(absl::StrCat(body.size())));
+  EXPECT_THAT(request.Values("Content-Length"), ::testing::ElementsAre(absl::StrCat(body.size())));
   EXPECT_THAT(request.Values("Connection"), ::testing::ElementsAre("close"));
   EXPECT_EQ(request.body, body);
 }

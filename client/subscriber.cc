@@ -29,8 +29,7 @@ bool IsRetryable(grpc::StatusCode code) {
 
 // gRPC and Abseil number their codes identically.
 absl::Status ToAbslStatus(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
 int ToMillis(absl::Duration d) {
@@ -105,8 +104,7 @@ absl::Status Subscriber::Run(absl::FunctionRef<void(const v1::SubscribeResponse&
   return status;
 }
 
-absl::Status Subscriber::RunStreams(
-    absl::FunctionRef<void(const v1::SubscribeResponse&)> on_item) {
+absl::Status Subscriber::RunStreams(absl::FunctionRef<void(const v1::SubscribeResponse&)> on_item) {
   absl::BitGen bitgen;
   absl::Duration backoff = options_.initial_backoff;
   int failed_attempts = 0;  // Consecutive streams that delivered nothing.
@@ -126,9 +124,8 @@ absl::Status Subscriber::RunStreams(
     } else {
       ++failed_attempts;
       if (options_.max_attempts > 0 && failed_attempts >= options_.max_attempts) {
-        return absl::Status(cause.code(),
-                            absl::StrCat(cause.message(), " (gave up after ", failed_attempts,
-                                         " attempts)"));
+        return absl::Status(cause.code(), absl::StrCat(cause.message(), " (gave up after ",
+                                                       failed_attempts, " attempts)"));
       }
     }
     const absl::Duration delay = backoff * absl::Uniform(bitgen, 0.8, 1.2);
@@ -162,11 +159,15 @@ absl::Status Subscriber::ReadOneStream(
       read_started_ = absl::Now();
     }
     const bool ok = reader->Read(&item);
+    bool stopped;
     {
       absl::MutexLock lock(&mu_);
       reading_ = false;
+      stopped = stop_requested_;
     }
-    if (!ok) break;
+    // Items that arrived before the cancellation took effect are dropped:
+    // nothing is delivered after Stop().
+    if (!ok || stopped) break;
     *received = true;
     Track(item);
     on_item(item);
@@ -176,9 +177,9 @@ absl::Status Subscriber::ReadOneStream(
   absl::MutexLock lock(&mu_);
   context_ = nullptr;
   if (idle_cancelled_) {
-    return absl::UnavailableError(
-        absl::StrCat("no message from the server for ", absl::FormatDuration(options_.idle_timeout),
-                     "; presuming the connection dead"));
+    return absl::UnavailableError(absl::StrCat("no message from the server for ",
+                                               absl::FormatDuration(options_.idle_timeout),
+                                               "; presuming the connection dead"));
   }
   return ToAbslStatus(status);
 }

@@ -31,14 +31,14 @@
 #include <optional>
 #include <string>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include <grpcpp/grpcpp.h>
+
 #include "sidestream/v1/events_service.grpc.pb.h"
 
 namespace sidestream {
@@ -134,7 +134,9 @@ class Subscriber {
   absl::Status Run(absl::FunctionRef<void(const v1::SubscribeResponse&)> on_item);
 
   // Makes Run() return OK promptly: cancels the open stream, or cuts the
-  // backoff wait short. Permanent: a later Run() returns OK at once.
+  // backoff wait short. Once Stop() has returned, `on_item` is not called
+  // again (a call in progress finishes). Permanent: a later Run() returns OK
+  // at once.
   void Stop();
 
   // The sequence up to which the stream has been delivered (the last

@@ -7,8 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -16,6 +14,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include <grpcpp/grpcpp.h>
+
 #include "sidestream/v1/events_service.grpc.pb.h"
 
 namespace sidestream {
@@ -171,7 +171,8 @@ std::vector<uint64_t> RunUntilEvent(Subscriber& subscriber, uint64_t last_sequen
 }
 
 TEST_F(SubscriberTest, ResumesAfterCursorAndEpochAcrossBrokenStreams) {
-  service_.AddScript(EndWith(grpc::StatusCode::UNAVAILABLE, {CaughtUp(5, "E"), Event(6), Event(7)}));
+  service_.AddScript(
+      EndWith(grpc::StatusCode::UNAVAILABLE, {CaughtUp(5, "E"), Event(6), Event(7)}));
   service_.AddScript(EndWith(grpc::StatusCode::UNAVAILABLE, {Event(8), Checkpoint(12, "E")}));
   service_.AddScript(HoldOpen({Event(13)}));
   SubscriberOptions options = Options();
@@ -245,11 +246,13 @@ TEST_F(SubscriberTest, StartsAfterTheGivenCursorAndEpoch) {
 }
 
 TEST_F(SubscriberTest, RetriesEveryRetryableEnding) {
-  const std::vector<grpc::StatusCode> retryable = {
-      grpc::StatusCode::UNAVAILABLE,        grpc::StatusCode::DEADLINE_EXCEEDED,
-      grpc::StatusCode::ABORTED,            grpc::StatusCode::INTERNAL,
-      grpc::StatusCode::RESOURCE_EXHAUSTED, grpc::StatusCode::UNKNOWN,
-      grpc::StatusCode::OK};
+  const std::vector<grpc::StatusCode> retryable = {grpc::StatusCode::UNAVAILABLE,
+                                                   grpc::StatusCode::DEADLINE_EXCEEDED,
+                                                   grpc::StatusCode::ABORTED,
+                                                   grpc::StatusCode::INTERNAL,
+                                                   grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                                   grpc::StatusCode::UNKNOWN,
+                                                   grpc::StatusCode::OK};
   for (grpc::StatusCode code : retryable) service_.AddScript(EndWith(code));
   service_.AddScript(HoldOpen({Event(1)}));
   std::vector<absl::StatusCode> causes;
@@ -268,17 +271,18 @@ TEST_F(SubscriberTest, RetriesEveryRetryableEnding) {
   // A clean end of stream is reported as UNAVAILABLE.
   EXPECT_THAT(causes, ElementsAre(absl::StatusCode::kUnavailable,
                                   absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kAborted,
-                                  absl::StatusCode::kInternal,
-                                  absl::StatusCode::kResourceExhausted,
+                                  absl::StatusCode::kInternal, absl::StatusCode::kResourceExhausted,
                                   absl::StatusCode::kUnknown, absl::StatusCode::kUnavailable));
 }
 
 TEST_F(SubscriberTest, ReturnsNonRetryableStatusesWithoutRetrying) {
-  const std::vector<grpc::StatusCode> fatal = {
-      grpc::StatusCode::INVALID_ARGUMENT,  grpc::StatusCode::OUT_OF_RANGE,
-      grpc::StatusCode::FAILED_PRECONDITION, grpc::StatusCode::PERMISSION_DENIED,
-      grpc::StatusCode::UNAUTHENTICATED,   grpc::StatusCode::UNIMPLEMENTED,
-      grpc::StatusCode::NOT_FOUND};
+  const std::vector<grpc::StatusCode> fatal = {grpc::StatusCode::INVALID_ARGUMENT,
+                                               grpc::StatusCode::OUT_OF_RANGE,
+                                               grpc::StatusCode::FAILED_PRECONDITION,
+                                               grpc::StatusCode::PERMISSION_DENIED,
+                                               grpc::StatusCode::UNAUTHENTICATED,
+                                               grpc::StatusCode::UNIMPLEMENTED,
+                                               grpc::StatusCode::NOT_FOUND};
   size_t expected_requests = 0;
   for (grpc::StatusCode code : fatal) {
     service_.AddScript(EndWith(code));
@@ -363,6 +367,19 @@ TEST_F(SubscriberTest, StopCancelsAnOpenStream) {
   runner.join();
   EXPECT_TRUE(status.ok()) << status;
   EXPECT_EQ(subscriber->cursor(), 0u);
+}
+
+TEST_F(SubscriberTest, NothingIsDeliveredAfterStop) {
+  std::vector<v1::SubscribeResponse> burst;
+  for (uint64_t sequence = 1; sequence <= 200; ++sequence) burst.push_back(Event(sequence));
+  service_.AddScript(HoldOpen(std::move(burst)));
+  std::unique_ptr<Subscriber> subscriber = Make(Options());
+  ASSERT_NE(subscriber, nullptr);
+  // Stops on the first event, while the rest are already in flight.
+  absl::Status status;
+  EXPECT_THAT(RunUntilEvent(*subscriber, 1, &status), ElementsAre(1));
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(subscriber->cursor(), 1u);
 }
 
 TEST_F(SubscriberTest, StopCutsTheBackoffWaitShort) {

@@ -134,6 +134,10 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (options.http_threads < 1) {
     return absl::InvalidArgumentError("--http_threads must be at least 1");
   }
+  if (options.http_idle_timeout <= absl::ZeroDuration() ||
+      options.http_request_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--http_idle_timeout and --http_request_timeout must be positive");
+  }
   if (options.checkpoint_interval < absl::Milliseconds(500)) {
     return absl::InvalidArgumentError("--checkpoint_interval must be at least 500ms");
   }

@@ -49,6 +49,10 @@ struct ServerOptions {
   uint64_t log_max_bytes = 0;
   uint64_t max_body_bytes = 1 << 20;
   int http_threads = 1;
+  // A keep-alive connection may wait this long for its next request.
+  absl::Duration http_idle_timeout = absl::Seconds(60);
+  // A request must arrive completely within this time of its first byte.
+  absl::Duration http_request_timeout = absl::Seconds(10);
   // Permits a non-loopback listen address without TLS (not yet supported).
   bool allow_insecure_remote = false;
   // A Subscribe stream with nothing to send gets a checkpoint this often.

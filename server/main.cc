@@ -46,6 +46,11 @@ ABSL_FLAG(uint64_t, log_max_bytes, 0,
 ABSL_FLAG(uint64_t, max_body_bytes, 1 << 20,
           "Largest accepted webhook body; larger ones get 413.");
 ABSL_FLAG(int, http_threads, 1, "HTTP event-loop threads.");
+ABSL_FLAG(absl::Duration, http_idle_timeout, absl::Seconds(60),
+          "How long a keep-alive HTTP connection may wait for its next request.");
+ABSL_FLAG(absl::Duration, http_request_timeout, absl::Seconds(10),
+          "How long a request may take to arrive once it started (a client trickling headers "
+          "or body is cut off).");
 ABSL_FLAG(bool, allow_insecure_remote, false,
           "Permit listening on a non-loopback address without TLS.");
 ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(5),
@@ -65,7 +70,7 @@ constexpr const char* kEnvFlags[] = {
     "http_listen",   "grpc_listen",   "data_dir",        "webhook_path",
     "webhook_secrets_file", "signature_tolerance", "retention", "allow_short_retention",
     "log_max_bytes", "max_body_bytes", "http_threads", "allow_insecure_remote", "checkpoint_interval", "hub_window_events", "hub_window_bytes",
-    "reader_threads", "log_level"};
+    "reader_threads", "http_idle_timeout", "http_request_timeout", "log_level"};
 
 // Applies SIDESTREAM_<FLAG> environment variables; the command line, parsed
 // afterwards, overrides them.
@@ -136,6 +141,8 @@ int main(int argc, char** argv) {
   options.log_max_bytes = absl::GetFlag(FLAGS_log_max_bytes);
   options.max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);
   options.http_threads = absl::GetFlag(FLAGS_http_threads);
+  options.http_idle_timeout = absl::GetFlag(FLAGS_http_idle_timeout);
+  options.http_request_timeout = absl::GetFlag(FLAGS_http_request_timeout);
   options.allow_insecure_remote = absl::GetFlag(FLAGS_allow_insecure_remote);
   options.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
   options.hub_max_events = absl::GetFlag(FLAGS_hub_window_events);

@@ -118,6 +118,8 @@ absl::Status Server::Impl::Start() {
   http_options.port = options_.http.port;
   http_options.threads = options_.http_threads;
   http_options.max_body_bytes = options_.max_body_bytes;
+  http_options.idle_timeout = options_.http_idle_timeout;
+  http_options.request_timeout = options_.http_request_timeout;
   absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(http_options, webhook_.get());
   if (!http.ok()) return http.status();
   http_ = *std::move(http);

@@ -1,6 +1,11 @@
 // End-to-end tests on the real `sidestream` binary: real HTTP in, real gRPC
 // out, ephemeral loopback ports, a temporary data directory per test.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <set>
@@ -500,6 +505,89 @@ TEST_F(E2eTest, GracefulShutdownEndsStreamsWithUnavailable) {
   EXPECT_EQ(server_->Terminate(absl::Seconds(30)), 0);
   ASSERT_TRUE(s.WaitForEnd());
   EXPECT_EQ(s.status().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+// A raw TCP connection to the webhook port, for what an HTTP client library
+// would not do (trickle, pipeline).
+class RawConnection {
+ public:
+  explicit RawConnection(const std::string& address) {
+    const size_t colon = address.rfind(':');
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+    inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  ~RawConnection() { close(fd_); }
+  bool connected() const { return connected_; }
+  bool Send(const std::string& bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+  // Reads until the peer closes or `timeout` passes. Returns what arrived
+  // and whether the peer closed.
+  std::pair<std::string, bool> ReadUntilClosed(absl::Duration timeout) {
+    std::string out;
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (left <= 0) return {out, false};
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+      char buf[4096];
+      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) return {out, true};
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+TEST_F(E2eTest, SlowAndIdleClientsAreCutOffWithoutBlockingOthers) {
+  StartServer({"--http_request_timeout=1s", "--http_idle_timeout=2s"});
+  RawConnection trickler(server_->http_address());
+  RawConnection idle(server_->http_address());
+  ASSERT_TRUE(trickler.connected());
+  ASSERT_TRUE(idle.connected());
+  ASSERT_TRUE(trickler.Send("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-"));
+  // Others are served meanwhile.
+  Send("payout.paid", "", false, "evt_while_slow");
+  const absl::Time start = absl::Now();
+  auto [trickled, trickler_closed] = trickler.ReadUntilClosed(absl::Seconds(10));
+  EXPECT_TRUE(trickler_closed) << "a client trickling headers must be cut off";
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  auto [idled, idle_closed] = idle.ReadUntilClosed(absl::Seconds(10));
+  EXPECT_TRUE(idle_closed) << "an idle keep-alive connection must be closed";
+  EXPECT_TRUE(idled.empty());
+}
+
+TEST_F(E2eTest, PipelinedRequestsAreAnsweredInOrder) {
+  StartServer();
+  RawConnection conn(server_->http_address());
+  ASSERT_TRUE(conn.connected());
+  std::string requests;
+  for (int i = 0; i < 3; ++i) {
+    const std::string body = SampleBody("payout.paid", "", false, absl::StrCat("evt_pipe", i));
+    absl::StrAppend(&requests, "POST /webhook HTTP/1.1\r\nHost: x\r\n",
+                    "Content-Type: application/json\r\nStripe-Signature: ",
+                    MakeStripeSignatureHeader({kTestSecret}, absl::ToUnixSeconds(absl::Now()), body),
+                    "\r\nContent-Length: ", body.size(), "\r\n",
+                    i == 2 ? "Connection: close\r\n" : "", "\r\n", body);
+  }
+  ASSERT_TRUE(conn.Send(requests));
+  auto [responses, closed] = conn.ReadUntilClosed(absl::Seconds(30));
+  EXPECT_TRUE(closed);
+  size_t at = 0;
+  for (int i = 0; i < 3; ++i) {
+    at = responses.find(absl::StrCat("\"id\":\"evt_pipe", i, "\""), at);
+    ASSERT_NE(at, std::string::npos) << "response " << i << " missing or out of order:\n"
+                                     << responses;
+  }
 }
 
 TEST(E2eConfigTest, BadConfigurationExitsNonZeroWithAHint) {

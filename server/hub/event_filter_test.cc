@@ -132,9 +132,9 @@ TEST(EventFilterTest, Origin) {
     bool platform;
     bool connect;
   };
-  for (const Case& c : {Case{v1::ORIGIN_UNSPECIFIED, true, true}, Case{v1::ORIGIN_ANY, true, true},
-                        Case{v1::ORIGIN_PLATFORM, true, false},
-                        Case{v1::ORIGIN_CONNECT, false, true}}) {
+  for (const Case& c :
+       {Case{v1::ORIGIN_UNSPECIFIED, true, true}, Case{v1::ORIGIN_ANY, true, true},
+        Case{v1::ORIGIN_PLATFORM, true, false}, Case{v1::ORIGIN_CONNECT, false, true}}) {
     SCOPED_TRACE(v1::Origin_Name(c.origin));
     EventFilter filter = MustCreate(Proto({}, {}, c.origin));
     for (bool livemode : {false, true}) {
@@ -163,9 +163,8 @@ TEST(EventFilterTest, Livemode) {
 }
 
 TEST(EventFilterTest, ConditionsAreAnded) {
-  EventFilter filter =
-      MustCreate(Proto({"account.*", "payout.failed"}, {kAccount}, v1::ORIGIN_CONNECT,
-                       v1::LIVEMODE_LIVE));
+  EventFilter filter = MustCreate(
+      Proto({"account.*", "payout.failed"}, {kAccount}, v1::ORIGIN_CONNECT, v1::LIVEMODE_LIVE));
   EXPECT_TRUE(filter.Matches("account.updated", kAccount, true));
   EXPECT_TRUE(filter.Matches("payout.failed", kAccount, true));
   // Each condition alone failing rejects the event.
@@ -176,8 +175,7 @@ TEST(EventFilterTest, ConditionsAreAnded) {
 }
 
 TEST(EventFilterTest, PlatformOnlyTestModeTypes) {
-  EventFilter filter =
-      MustCreate(Proto({"charge.*"}, {}, v1::ORIGIN_PLATFORM, v1::LIVEMODE_TEST));
+  EventFilter filter = MustCreate(Proto({"charge.*"}, {}, v1::ORIGIN_PLATFORM, v1::LIVEMODE_TEST));
   EXPECT_TRUE(filter.Matches("charge.succeeded", "", false));
   EXPECT_FALSE(filter.Matches("charge.succeeded", "", true));
   EXPECT_FALSE(filter.Matches("charge.succeeded", kAccount, false));
@@ -185,8 +183,8 @@ TEST(EventFilterTest, PlatformOnlyTestModeTypes) {
 }
 
 TEST(EventFilterTest, MatchesRecordUsesItsFields) {
-  EventFilter filter = MustCreate(Proto({"payout.failed"}, {kAccount}, v1::ORIGIN_ANY,
-                                        v1::LIVEMODE_LIVE));
+  EventFilter filter =
+      MustCreate(Proto({"payout.failed"}, {kAccount}, v1::ORIGIN_ANY, v1::LIVEMODE_LIVE));
   EventRecord record;
   record.type = "payout.failed";
   record.account = kAccount;

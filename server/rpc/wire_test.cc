@@ -1,7 +1,5 @@
 #include "server/rpc/wire.h"
 
-#include <grpcpp/grpcpp.h>
-
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,6 +10,8 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include <grpcpp/grpcpp.h>
+
 #include "sidestream/v1/events_service.pb.h"
 
 namespace sidestream {
@@ -140,8 +140,8 @@ TEST(SubscribeResponseBufferTest, MatchesProtobufSerializationSize) {
 
 TEST(SubscribeResponseBufferTest, LargeSequences) {
   const v1::Event event = SampleEvent();
-  for (uint64_t sequence :
-       {uint64_t{1} << 32, (uint64_t{1} << 32) + 1, uint64_t{1} << 56, UINT64_MAX - 1, UINT64_MAX}) {
+  for (uint64_t sequence : {uint64_t{1} << 32, (uint64_t{1} << 32) + 1, uint64_t{1} << 56,
+                            UINT64_MAX - 1, UINT64_MAX}) {
     SCOPED_TRACE(sequence);
     v1::SubscribeResponse response =
         ParseResponse(SubscribeResponseBuffer(MakeRecord(event, sequence, kRaw), true));

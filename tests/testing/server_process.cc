@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,6 +82,22 @@ int DecodeWaitStatus(int status) {
   return -1000;
 }
 
+// Waits for the child to exit (a pidfd becomes readable when it does);
+// SIGKILLs it at the deadline. Returns the decoded exit status.
+int WaitForExit(pid_t pid, absl::Duration timeout) {
+  int status = 0;
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    const int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+    close(pidfd);
+    if (ready <= 0) kill(pid, SIGKILL);
+  }
+  // Without a pidfd (kernels before 5.3) this blocks until exit.
+  waitpid(pid, &status, 0);
+  return DecodeWaitStatus(status);
+}
+
 }  // namespace
 
 std::string BinDir() {
@@ -148,6 +165,25 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   return process;
 }
 
+CommandResult RunCommand(const std::vector<std::string>& args,
+                         const std::vector<std::string>& env, absl::Duration timeout) {
+  CommandResult result;
+  const std::string dir = MakeTempDir("cmd");
+  const std::string out_path = dir + "/stdout";
+  const std::string err_path = dir + "/stderr";
+  int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  absl::StatusOr<pid_t> pid = Spawn(args, env, out_fd, err_path);
+  close(out_fd);
+  if (!pid.ok()) {
+    result.stderr_text = std::string(pid.status().message());
+    return result;
+  }
+  result.code = WaitForExit(*pid, timeout);
+  result.stdout_text = ReadFile(out_path);
+  result.stderr_text = ReadFile(err_path);
+  return result;
+}
+
 ServerProcess::Exit ServerProcess::RunToExit(const std::vector<std::string>& args,
                                              const std::vector<std::string>& env,
                                              absl::Duration timeout) {
@@ -172,23 +208,7 @@ ServerProcess::~ServerProcess() {
   if (pid_ > 0) Kill();
 }
 
-int ServerProcess::Reap(absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  int status = 0;
-  while (true) {
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) return DecodeWaitStatus(status);
-    if (r < 0) return -1000;
-    if (absl::Now() >= deadline) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-      return DecodeWaitStatus(status);
-    }
-    // Polling a child's exit: there is no fd to wait on without a pidfd.
-    pollfd none{-1, 0, 0};
-    poll(&none, 0, 10);
-  }
-}
+int ServerProcess::Reap(absl::Duration timeout) { return WaitForExit(pid_, timeout); }
 
 void ServerProcess::Kill() {
   if (pid_ <= 0) return;

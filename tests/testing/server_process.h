@@ -32,6 +32,16 @@ struct ServerProcessOptions {
   absl::Duration ready_timeout = absl::Seconds(30);
 };
 
+// Runs `args[0]` (a path) to completion with `env` added to the current
+// environment (less inherited SIDESTREAM_* settings); killed after `timeout`.
+struct CommandResult {
+  int code = -1;  // exit code, or -signal
+  std::string stdout_text;
+  std::string stderr_text;
+};
+CommandResult RunCommand(const std::vector<std::string>& args,
+                         const std::vector<std::string>& env, absl::Duration timeout);
+
 class ServerProcess {
  public:
   // Starts the server and waits for its ready line. On failure (the process
