@@ -1,5 +1,10 @@
 #include "server/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -14,22 +19,21 @@
 namespace sidestream {
 namespace {
 
+// Parses an IP address literal exactly as the listeners will (inet_pton):
+// no leading zeros, signs or spaces; every IPv6 spelling.
+bool ParseIp(absl::string_view host, int family, void* out) {
+  const std::string text(host);
+  return inet_pton(family, text.c_str(), out) == 1;
+}
+
 bool IsIpv4(absl::string_view host) {
-  std::vector<absl::string_view> parts = absl::StrSplit(host, '.');
-  if (parts.size() != 4) return false;
-  for (absl::string_view p : parts) {
-    int v;
-    if (p.empty() || p.size() > 3 || !absl::SimpleAtoi(p, &v) || v < 0 || v > 255) return false;
-  }
-  return true;
+  in_addr addr;
+  return ParseIp(host, AF_INET, &addr);
 }
 
 bool IsIpv6(absl::string_view host) {
-  if (host.find(':') == absl::string_view::npos) return false;
-  for (char c : host) {
-    if (!(absl::ascii_isxdigit(c) || c == ':' || c == '.')) return false;
-  }
-  return true;
+  in6_addr addr;
+  return ParseIp(host, AF_INET6, &addr);
 }
 
 }  // namespace
@@ -56,7 +60,9 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view flag, absl::s
     if (host == "localhost") host = "127.0.0.1";
     if (!IsIpv4(host)) return bad("host must be an IP address or localhost");
   }
-  if (!absl::SimpleAtoi(port, &address.port) || address.port < 0 || address.port > 65535) {
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return absl::ascii_isdigit(c); }) ||
+      !absl::SimpleAtoi(port, &address.port) || address.port > 65535) {
     return bad("port must be 0 to 65535");
   }
   address.host = std::string(host);
@@ -64,7 +70,10 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view flag, absl::s
 }
 
 bool IsLoopbackHost(absl::string_view host) {
-  return absl::StartsWith(host, "127.") || host == "::1";
+  in_addr v4;
+  if (ParseIp(host, AF_INET, &v4)) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6;
+  return ParseIp(host, AF_INET6, &v6) && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 absl::StatusOr<std::vector<WebhookSecret>> LoadWebhookSecrets(
@@ -93,6 +102,13 @@ absl::StatusOr<std::vector<WebhookSecret>> LoadWebhookSecrets(
     }
     std::stringstream ss;
     ss << in.rdbuf();
+    // A directory opens but does not read; an I/O error mid-way would load
+    // only some of the secrets. Either way: refuse, naming the file.
+    struct stat st;
+    if (stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || in.bad()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot read --webhook_secrets_file ", file, ": not a readable regular file"));
+    }
     text = ss.str();
     source = file;
   } else {
