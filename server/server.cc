@@ -40,6 +40,7 @@ class Server::Impl {
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<WorkQueue> readers_;
+  std::unique_ptr<WorkQueue> pumps_;
   std::unique_ptr<SubscriptionRegistry> registry_;
   IngressStats stats_;
   std::unique_ptr<EventsService> events_service_;
@@ -72,12 +73,14 @@ absl::Status Server::Impl::Start() {
       EventHubOptions{options_.hub_max_events, options_.hub_max_bytes}, info.last_sequence);
   log_->SetListener(hub_.get());
   readers_ = std::make_unique<WorkQueue>(options_.reader_threads);
+  pumps_ = std::make_unique<WorkQueue>(1);
   registry_ = std::make_unique<SubscriptionRegistry>(Clock::Real(), kTick);
 
   SubscriptionEnv env;
   env.log = log_.get();
   env.hub = hub_.get();
   env.readers = readers_.get();
+  env.pumps = pumps_.get();
   env.checkpoint_interval = std::max(options_.checkpoint_interval - kTick, kTick);
   events_service_ = std::make_unique<EventsService>(env, registry_.get());
   admin_service_ =
@@ -149,6 +152,7 @@ void Server::Impl::Shutdown(absl::Duration grace) {
   // 3. Readers finish their tasks; then the log commits what is queued and
   //    closes. Append callbacks may still post to the (stopped) HTTP event
   //    loop, which stays allocated until after the log is gone.
+  pumps_.reset();
   readers_.reset();
   log_.reset();
   http_.reset();

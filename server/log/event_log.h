@@ -81,8 +81,10 @@ class EventLog {
   virtual void Append(NewEvent event, AppendCallback done) = 0;
 
   // Returns stored records with sequence > `after_sequence`, in order, at
-  // most `options.max_events`. Empty when there is none. Records below the
-  // retention horizon are simply absent: compare with Info().first_sequence.
+  // most `options.max_events`. Empty when there is none. Sequences are dense:
+  // every sequence from Info().first_sequence to Info().last_sequence is
+  // readable; a record missing below first_sequence was removed by retention
+  // (readers report that as lost, never skip it silently).
   virtual absl::StatusOr<std::vector<EventRecordPtr>> ReadAfter(uint64_t after_sequence,
                                                                 const ReadOptions& options) = 0;
 

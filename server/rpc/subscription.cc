@@ -41,10 +41,20 @@ std::shared_ptr<Subscription> Subscription::Create(const SubscriptionEnv& env, s
   return sub;
 }
 
-void Subscription::Pump() {
+void Subscription::Wake() {
+  if (env_.pumps == nullptr) return Pump(/*woken=*/true);
+  if (wake_scheduled_.exchange(true)) return;
+  env_.pumps->Submit([self = shared_from_this()] {
+    self->wake_scheduled_.store(false);
+    self->Pump(/*woken=*/true);
+  });
+}
+
+void Subscription::Pump(bool woken) {
   Action action;
   {
     absl::MutexLock lock(&mu_);
+    if (woken) log_drained_ = false;
     action = NextActionLocked();
   }
   switch (action.kind) {
@@ -114,6 +124,7 @@ Subscription::Action Subscription::NextActionLocked() {
     }
     EventHub::Read read = env_.hub->ReadAfter(cursor_, env_.hub_batch);
     if (read.behind) {
+      if (log_drained_) return {};
       reading_ = true;
       return Action{Action::kReadLog, grpc::Status::OK};
     }
@@ -150,14 +161,19 @@ void Subscription::ReadLog() {
       end_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                  absl::StrCat("reading the log failed: ", records.status().message(),
                                               "; resume after sequence ", cursor_));
-    } else if (!records->empty() && records->front()->sequence > from + 1) {
-      const uint64_t first = records->front()->sequence;
+    } else if ((records->empty() ? env_.log->Info().first_sequence
+                                 : records->front()->sequence) > from + 1) {
+      // Sequences are dense, so a jump past the cursor is retention loss.
       end_status_ = grpc::Status(
           grpc::StatusCode::OUT_OF_RANGE,
-          absl::StrCat("events ", from + 1, " to ", first - 1,
+          absl::StrCat("events after sequence ", from,
                        " were removed by retention before this subscription read them; the "
                        "oldest available sequence is ",
                        env_.log->Info().first_sequence));
+    } else if (records->empty()) {
+      // The hub's window is ahead of what this read saw: wait for the next
+      // wake-up rather than reading again at once.
+      log_drained_ = true;
     } else {
       pending_.assign(std::make_move_iterator(records->begin()),
                       std::make_move_iterator(records->end()));

@@ -20,6 +20,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -44,6 +45,10 @@ struct SubscriptionEnv {
   EventLog* log = nullptr;
   EventHub* hub = nullptr;
   WorkQueue* readers = nullptr;
+  // Runs the steps that hub wake-ups trigger, so that the log's writer
+  // thread (which wakes the hub after every commit, before acknowledging to
+  // Stripe) never does fan-out work itself. Null: steps run inline.
+  WorkQueue* pumps = nullptr;
   Clock* clock = Clock::Real();
   // Longest time without a message while nothing matches; a checkpoint is
   // sent then.
@@ -82,8 +87,9 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   void Tick(absl::Time now);
   v1::SubscriptionStats Stats() const;
 
-  // EventHub::Waiter
-  void Wake() override { Pump(); }
+  // EventHub::Waiter. Schedules one step on `pumps`; wake-ups that arrive
+  // while one is scheduled collapse into it.
+  void Wake() override;
 
   // grpc::ServerWriteReactor
   void OnWriteDone(bool ok) override;
@@ -101,8 +107,9 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     grpc::Status status;
   };
 
-  // Decides the next step under mu_ and performs it outside mu_.
-  void Pump();
+  // Decides the next step under mu_ and performs it outside mu_. `woken`:
+  // called for a hub wake-up (new events may be in the log now).
+  void Pump(bool woken = false);
   Action NextActionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReadLog();
   void ResolveTime(absl::Time time);
@@ -124,6 +131,10 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   std::optional<absl::Time> unresolved_time_ ABSL_GUARDED_BY(mu_);
   std::deque<EventRecordPtr> pending_ ABSL_GUARDED_BY(mu_);  // from a log read, > cursor_
   bool reading_ ABSL_GUARDED_BY(mu_) = false;                // a log task is queued
+  // The log had nothing after the cursor although the hub said "behind":
+  // wait for the next wake-up instead of reading again at once.
+  bool log_drained_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> wake_scheduled_{false};
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;  // Finish was (or is being) called
   bool caught_up_sent_ ABSL_GUARDED_BY(mu_) = false;

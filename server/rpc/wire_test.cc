@@ -268,6 +268,12 @@ TEST(ParseBufferTest, EmptyBufferIsTheDefaultMessage) {
   EXPECT_TRUE(MessageDifferencer::Equals(parsed, v1::SubscribeRequest()));
 }
 
+TEST(ParseBufferTest, UninitializedBufferIsInvalidArgument) {
+  grpc::ByteBuffer buffer;
+  v1::SubscribeRequest parsed;
+  EXPECT_EQ(ParseBuffer(buffer, &parsed).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ParseBufferTest, GarbageIsInvalidArgument) {
   for (const std::string& garbage :
        {std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11),  // bad varint
