@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
 #include "client/http_client.h"
 #include "client/sample_events.h"
@@ -269,6 +270,60 @@ TEST_F(E2eTest, CursorsFromAnotherLogAreRefusedClearly) {
     EXPECT_EQ(s.status().error_code(), c.code) << c.name << ": " << s.status().error_message();
     EXPECT_FALSE(s.status().error_message().empty()) << c.name;
   }
+}
+
+TEST_F(E2eTest, StartTimeStartsAtTheFirstEventReceivedThen) {
+  StartServer();
+  for (int i = 0; i < 6; ++i) Send("charge.succeeded", "", true, absl::StrCat("evt_t", i));
+  auto stub = EventsStub(server_->grpc_address());
+  grpc::ClientContext ctx;
+  v1::GetEventRequest get;
+  get.set_id("evt_t3");
+  v1::GetEventResponse fourth;
+  ASSERT_TRUE(stub->GetEvent(&ctx, get, &fourth).ok());
+
+  v1::SubscribeRequest request;
+  *request.mutable_start_time() = fourth.event().receive_time();
+  StreamCollector s(server_->grpc_address(), request);
+  ASSERT_TRUE(s.WaitForCaughtUp());
+  EXPECT_EQ(Ids(s.events()), (std::vector<std::string>{"evt_t3", "evt_t4", "evt_t5"}));
+}
+
+TEST_F(E2eTest, CursorOlderThanRetentionIsOutOfRangeNamingTheOldest) {
+  // Size retention: a few events' worth, so trimming starts quickly.
+  StartServer({"--log_max_bytes=10000"});
+  for (int i = 0; i < 40; ++i) Send("payout.paid", "", false, absl::StrCat("evt_o", i));
+  // Trimming runs in the background; wait (bounded) until it has happened.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  v1::GetStatsResponse stats = Stats();
+  while (stats.log().first_sequence() <= 1 && absl::Now() < deadline) {
+    // Polling the condition: the server announces nothing when it trims.
+    absl::SleepFor(absl::Milliseconds(100));
+    stats = Stats();
+  }
+  const uint64_t oldest = stats.log().first_sequence();
+  ASSERT_GT(oldest, 1u) << "size retention never trimmed";
+  EXPECT_LE(stats.log().event_bytes(), 10000u);
+
+  v1::SubscribeRequest request;
+  request.set_after_sequence(0);
+  StreamCollector stale(server_->grpc_address(), request);
+  ASSERT_TRUE(stale.WaitForEnd());
+  EXPECT_EQ(stale.status().error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_THAT(stale.status().error_message(),
+              HasSubstr(absl::StrCat("oldest available sequence is ", oldest)));
+
+  // Dedup outlives size retention: a trimmed event's retry is still a duplicate.
+  absl::StatusOr<HttpResponse> retry =
+      PostWebhook(server_->webhook_url(), SampleBody("payout.paid", "", false, "evt_o0"));
+  ASSERT_TRUE(retry.ok());
+  EXPECT_THAT(retry->body, HasSubstr("\"duplicate\":true"));
+
+  // OLDEST starts at the oldest retained event.
+  StreamCollector from_oldest(server_->grpc_address(), FromOldest());
+  ASSERT_TRUE(from_oldest.WaitForCaughtUp());
+  ASSERT_FALSE(from_oldest.events().empty());
+  EXPECT_EQ(from_oldest.events().front().sequence(), oldest);
 }
 
 TEST_F(E2eTest, SparseSubscriberReceivesCheckpoints) {

@@ -142,6 +142,9 @@ struct Expected {
   int64_t pending_webhooks;
 };
 
+// Names the case by its file in test output (gtest would print raw bytes).
+void PrintTo(const Expected& expected, std::ostream* os) { *os << expected.file; }
+
 constexpr char kConnectAccount[] = "acct_1PqYz8Qx7RkB2mLc";
 
 const Expected kTestdata[] = {

@@ -376,9 +376,11 @@ TEST(EventHubTest, ConcurrentAppendsAndReadsStayConsistent) {
   EventHub hub(options, 0);
   constexpr uint64_t kLast = 2000;
   std::atomic<bool> failed{false};
+  std::atomic<uint64_t> reached{0};
   std::thread reader([&] {
+    const absl::Time deadline = absl::Now() + kDeadline;
     uint64_t cursor = 0;
-    while (cursor < kLast && !failed.load()) {
+    while (cursor < kLast && !failed.load() && absl::Now() < deadline) {
       EventHub::Read read = hub.ReadAfter(cursor, 8);
       if (read.behind) {
         // Skip to the start of the window, as a subscription would after
@@ -392,10 +394,12 @@ TEST(EventHubTest, ConcurrentAppendsAndReadsStayConsistent) {
         cursor = r->sequence;
       }
     }
+    reached = cursor;
   });
   for (uint64_t s = 1; s <= kLast; ++s) hub.OnAppended({Record(s)});
   reader.join();
   EXPECT_FALSE(failed.load()) << "ReadAfter returned records out of order or with a gap";
+  EXPECT_EQ(reached.load(), kLast) << "the reader never caught up with the head";
   EXPECT_EQ(hub.head(), kLast);
 }
 
