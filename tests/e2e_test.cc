@@ -581,6 +581,14 @@ class RawConnection {
     return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
            static_cast<ssize_t>(bytes.size());
   }
+  // Whatever arrives next (empty on close or timeout).
+  std::string ReadSome(absl::Duration timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) <= 0) return "";
+    char buf[4096];
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  }
   // Reads until the peer closes or `timeout` passes. Returns what arrived
   // and whether the peer closed.
   std::pair<std::string, bool> ReadUntilClosed(absl::Duration timeout) {
@@ -643,6 +651,28 @@ TEST_F(E2eTest, PipelinedRequestsAreAnsweredInOrder) {
     ASSERT_NE(at, std::string::npos) << "response " << i << " missing or out of order:\n"
                                      << responses;
   }
+}
+
+TEST_F(E2eTest, ExpectContinueGetsAGoAheadBeforeTheBody) {
+  StartServer();
+  RawConnection conn(server_->http_address());
+  ASSERT_TRUE(conn.connected());
+  const std::string body = SampleBody("payout.paid", "", false, "evt_expect");
+  ASSERT_TRUE(conn.Send(absl::StrCat(
+      "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
+      "Expect: 100-continue\r\nConnection: close\r\nStripe-Signature: ",
+      MakeStripeSignatureHeader({kTestSecret}, absl::ToUnixSeconds(absl::Now()), body),
+      "\r\nContent-Length: ", body.size(), "\r\n\r\n")));
+  std::string got;
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    std::string chunk = conn.ReadSome(absl::Seconds(10));
+    ASSERT_FALSE(chunk.empty()) << "no 100 Continue; got: " << got;
+    got += chunk;
+  }
+  EXPECT_TRUE(absl::StartsWith(got, "HTTP/1.1 100 Continue")) << got;
+  ASSERT_TRUE(conn.Send(body));
+  auto [response, closed] = conn.ReadUntilClosed(absl::Seconds(30));
+  EXPECT_THAT(got + response, HasSubstr("\"id\":\"evt_expect\""));
 }
 
 TEST(E2eConfigTest, BadConfigurationExitsNonZeroWithAHint) {

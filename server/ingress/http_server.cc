@@ -69,6 +69,35 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(options_.max_header_bytes);
     parser_->body_limit(options_.max_body_bytes);
     stream_.expires_after(ToChrono(options_.request_timeout));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->OnRead(ec);
+                              self->OnHeader();
+                            });
+  }
+
+  // Clients such as curl send "Expect: 100-continue" with larger bodies and
+  // wait (a second, for curl) for a go-ahead; give it, unless the declared
+  // body is too large anyway (then the 413 is the answer).
+  void OnHeader() {
+    const auto& header = parser_->get();
+    const bool expects_continue =
+        beast::iequals(header[http::field::expect], "100-continue") &&
+        !(parser_->content_length() && *parser_->content_length() > options_.max_body_bytes);
+    if (!expects_continue || parser_->is_done()) return ReadBody();
+    continue_.emplace(http::status::continue_, header.version());
+    http::async_write(stream_, *continue_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->continue_.reset();
+                        if (ec) return self->Close();
+                        self->ReadBody();
+                      });
+  }
+
+  void ReadBody() {
+    if (parser_->content_length() && *parser_->content_length() > options_.max_body_bytes) {
+      return OnRead(http::error::body_limit);
+    }
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->OnRead(ec);
@@ -154,6 +183,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string peer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::empty_body>> continue_;
   http::response<http::string_body> response_;
 };
 
