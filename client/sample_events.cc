@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+
 #include "server/common/stripe_ids.h"
 
 namespace sidestream {

@@ -1,9 +1,5 @@
 #include "server/config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -15,6 +11,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
 
 namespace sidestream {
 namespace {
@@ -96,8 +95,8 @@ absl::StatusOr<std::vector<WebhookSecret>> LoadWebhookSecrets(
     std::ifstream in(file, std::ios::binary);
     if (!in) {
       const int err = errno;
-      std::string msg = absl::StrCat("cannot read --webhook_secrets_file ", file, ": ",
-                                     std::strerror(err));
+      std::string msg =
+          absl::StrCat("cannot read --webhook_secrets_file ", file, ": ", std::strerror(err));
       return err == EACCES ? absl::PermissionDeniedError(msg) : absl::NotFoundError(msg);
     }
     std::stringstream ss;
@@ -106,8 +105,8 @@ absl::StatusOr<std::vector<WebhookSecret>> LoadWebhookSecrets(
     // only some of the secrets. Either way: refuse, naming the file.
     struct stat st;
     if (stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || in.bad()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot read --webhook_secrets_file ", file, ": not a readable regular file"));
+      return absl::FailedPreconditionError(absl::StrCat("cannot read --webhook_secrets_file ", file,
+                                                        ": not a readable regular file"));
     }
     text = ss.str();
     source = file;
@@ -152,7 +151,8 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   }
   if (options.http_idle_timeout <= absl::ZeroDuration() ||
       options.http_request_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--http_idle_timeout and --http_request_timeout must be positive");
+    return absl::InvalidArgumentError(
+        "--http_idle_timeout and --http_request_timeout must be positive");
   }
   if (options.checkpoint_interval < absl::Milliseconds(500)) {
     return absl::InvalidArgumentError("--checkpoint_interval must be at least 500ms");

@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+
 #include "server/common/logging.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -28,7 +29,8 @@ ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
           "by default: put a TLS-terminating proxy or ingress in front.");
 ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
           "Address of the gRPC API (Events, Admin, health, reflection), HOST:PORT.");
-ABSL_FLAG(std::string, data_dir, "data", "Directory of the embedded event log (created if missing).");
+ABSL_FLAG(std::string, data_dir, "data",
+          "Directory of the embedded event log (created if missing).");
 ABSL_FLAG(std::string, webhook_path, "/webhook", "HTTP path that accepts Stripe webhooks.");
 ABSL_FLAG(std::string, webhook_secrets_file, "",
           "File with the webhook signing secrets, one per line: label=whsec_... or whsec_... "
@@ -43,8 +45,7 @@ ABSL_FLAG(absl::Duration, retention, absl::Hours(24 * 7),
 ABSL_FLAG(bool, allow_short_retention, false, "Permit --retention below 72h.");
 ABSL_FLAG(uint64_t, log_max_bytes, 0,
           "Trim the oldest events when the stored events exceed this many bytes. 0 = no limit.");
-ABSL_FLAG(uint64_t, max_body_bytes, 1 << 20,
-          "Largest accepted webhook body; larger ones get 413.");
+ABSL_FLAG(uint64_t, max_body_bytes, 1 << 20, "Largest accepted webhook body; larger ones get 413.");
 ABSL_FLAG(int, http_threads, 1, "HTTP event-loop threads.");
 ABSL_FLAG(absl::Duration, http_idle_timeout, absl::Seconds(60),
           "How long a keep-alive HTTP connection may wait for its next request.");
@@ -67,10 +68,11 @@ ABSL_FLAG(std::string, log_level, "info", "Least severe log level: debug, info, 
 namespace {
 
 constexpr const char* kEnvFlags[] = {
-    "http_listen",   "grpc_listen",   "data_dir",        "webhook_path",
-    "webhook_secrets_file", "signature_tolerance", "retention", "allow_short_retention",
-    "log_max_bytes", "max_body_bytes", "http_threads", "allow_insecure_remote", "checkpoint_interval", "hub_window_events", "hub_window_bytes",
-    "reader_threads", "http_idle_timeout", "http_request_timeout", "log_level"};
+    "http_listen",          "grpc_listen",          "data_dir",         "webhook_path",
+    "webhook_secrets_file", "signature_tolerance",  "retention",        "allow_short_retention",
+    "log_max_bytes",        "max_body_bytes",       "http_threads",     "allow_insecure_remote",
+    "checkpoint_interval",  "hub_window_events",    "hub_window_bytes", "reader_threads",
+    "http_idle_timeout",    "http_request_timeout", "log_level"};
 
 // Applies SIDESTREAM_<FLAG> environment variables; the command line, parsed
 // afterwards, overrides them.
@@ -128,8 +130,7 @@ int main(int argc, char** argv) {
   for (auto [flag, value, target] :
        {std::tuple{"http_listen", absl::GetFlag(FLAGS_http_listen), &options.http},
         std::tuple{"grpc_listen", absl::GetFlag(FLAGS_grpc_listen), &options.grpc}}) {
-    absl::StatusOr<sidestream::ListenAddress> address =
-        sidestream::ParseListenAddress(flag, value);
+    absl::StatusOr<sidestream::ListenAddress> address = sidestream::ParseListenAddress(flag, value);
     if (!address.ok()) return Fail("bad configuration", address.status());
     *target = *address;
   }
@@ -170,13 +171,13 @@ int main(int argc, char** argv) {
   if (!server.ok()) return Fail("cannot start", server.status());
 
   std::string labels;
-  for (const auto& s : options.secrets) absl::StrAppend(&labels, labels.empty() ? "" : ",", s.label);
+  for (const auto& s : options.secrets)
+    absl::StrAppend(&labels, labels.empty() ? "" : ",", s.label);
   // One line with the real addresses, for people and for scripts and tests.
   std::cout << "sidestream ready http=" << (*server)->http_address()
             << " grpc=" << (*server)->grpc_address() << " webhook=http://"
-            << (*server)->http_address() << options.webhook_path << " data_dir="
-            << options.data_dir << " epoch=" << (*server)->log_epoch() << " secrets=" << labels
-            << std::endl;
+            << (*server)->http_address() << options.webhook_path << " data_dir=" << options.data_dir
+            << " epoch=" << (*server)->log_epoch() << " secrets=" << labels << std::endl;
   LOG_INFO("sidestream ", SIDESTREAM_VERSION, " serving; Ctrl-C or SIGTERM to stop");
 
   int sig = 0;

@@ -1,11 +1,11 @@
 #include "server/server.h"
 
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
-
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
 #include "server/common/logging.h"
 #include "server/common/work_queue.h"
 #include "server/hub/event_hub.h"
@@ -114,8 +114,7 @@ absl::Status Server::Impl::Start() {
   health->SetServingStatus("sidestream.v1.Admin", true);
 
   webhook_ = std::make_unique<WebhookHandler>(WebhookHandlerOptions{options_.webhook_path},
-                                              verifier_.get(), log_.get(), &stats_,
-                                              Clock::Real());
+                                              verifier_.get(), log_.get(), &stats_, Clock::Real());
   HttpServerOptions http_options;
   http_options.host = options_.http.host;
   http_options.port = options_.http.port;
@@ -123,7 +122,8 @@ absl::Status Server::Impl::Start() {
   http_options.max_body_bytes = options_.max_body_bytes;
   http_options.idle_timeout = options_.http_idle_timeout;
   http_options.request_timeout = options_.http_request_timeout;
-  absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(http_options, webhook_.get());
+  absl::StatusOr<std::unique_ptr<HttpServer>> http =
+      HttpServer::Start(http_options, webhook_.get());
   if (!http.ok()) return http.status();
   http_ = *std::move(http);
   return absl::OkStatus();
@@ -140,8 +140,8 @@ void Server::Impl::Shutdown(absl::Duration grace) {
   LOG_INFO("shutdown: webhooks stopped; ending ", registry_ != nullptr ? registry_->size() : 0,
            " subscription(s)");
   if (registry_ != nullptr) {
-    registry_->ShutdownAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                        "server shutting down; reconnect and resume"));
+    registry_->ShutdownAll(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; reconnect and resume"));
   }
   if (grpc_ != nullptr) {
     grpc_->Shutdown(std::chrono::system_clock::now() +

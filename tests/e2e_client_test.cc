@@ -5,9 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "client/subscriber.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "client/subscriber.h"
 #include "tests/testing/e2e_util.h"
 #include "tests/testing/server_process.h"
 
@@ -16,9 +17,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string PortOf(const std::string& address) {
-  return address.substr(address.rfind(':') + 1);
-}
+std::string PortOf(const std::string& address) { return address.substr(address.rfind(':') + 1); }
 
 TEST(E2eClientTest, SubscriberSeesEachEventOnceAcrossKill9Restart) {
   ServerProcessOptions options;
@@ -109,9 +108,9 @@ class E2eCliTest : public ::testing::Test {
 };
 
 TEST_F(E2eCliTest, SendTailGetListStats) {
-  CommandResult send = Cli({"send", "--url=" + server_->webhook_url(), "--type=payout.failed",
-                            "--account=acct_1Nv0FGQ9RKHgCVdK", "--live", "--count=3",
-                            "--id=evt_cli"});
+  CommandResult send =
+      Cli({"send", "--url=" + server_->webhook_url(), "--type=payout.failed",
+           "--account=acct_1Nv0FGQ9RKHgCVdK", "--live", "--count=3", "--id=evt_cli"});
   ASSERT_EQ(send.code, 0) << send.stderr_text;
   EXPECT_EQ(std::count(send.stdout_text.begin(), send.stdout_text.end(), '\n'), 3)
       << send.stdout_text;
@@ -119,8 +118,7 @@ TEST_F(E2eCliTest, SendTailGetListStats) {
 
   CommandResult tail = Cli({"tail", "--from=oldest", "--count=3", "--types=payout.*"});
   ASSERT_EQ(tail.code, 0) << tail.stderr_text;
-  std::vector<std::string> lines =
-      absl::StrSplit(tail.stdout_text, '\n', absl::SkipEmpty());
+  std::vector<std::string> lines = absl::StrSplit(tail.stdout_text, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << tail.stdout_text;
   for (int i = 0; i < 3; ++i) {
     EXPECT_THAT(lines[i], HasSubstr(absl::StrCat("\"id\":\"evt_cli_", i + 1, "\"")));
@@ -144,9 +142,9 @@ TEST_F(E2eCliTest, SendTailGetListStats) {
   EXPECT_EQ(missing.code, 1);
   EXPECT_THAT(missing.stderr_text, HasSubstr("NOT_FOUND"));
 
-  CommandResult bad_secret = RunCommand(
-      {BinDir() + "/sidestream-cli", "send", "--url=" + server_->webhook_url()},
-      {"SIDESTREAM_WEBHOOK_SECRET=whsec_wrong"}, absl::Seconds(60));
+  CommandResult bad_secret =
+      RunCommand({BinDir() + "/sidestream-cli", "send", "--url=" + server_->webhook_url()},
+                 {"SIDESTREAM_WEBHOOK_SECRET=whsec_wrong"}, absl::Seconds(60));
   EXPECT_EQ(bad_secret.code, 1);
   EXPECT_THAT(bad_secret.stdout_text + bad_secret.stderr_text, HasSubstr("signature_mismatch"));
 }

@@ -1,13 +1,13 @@
 // What grpcurl does, proven with a small C++ client: list the services by
 // reflection, fetch each service's file descriptor by symbol, and check
 // health, against the real server binary.
-#include <grpcpp/grpcpp.h>
-
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
+#include <grpcpp/grpcpp.h>
+
 #include "tests/testing/server_process.h"
 
 namespace sidestream::testing {
@@ -21,8 +21,7 @@ TEST(E2eReflectionTest, ListDescribeAndHealthWorkWithoutProtoFiles) {
   options.data_dir = MakeTempDir("refl");
   absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto channel =
-      grpc::CreateChannel((*server)->grpc_address(), grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel((*server)->grpc_address(), grpc::InsecureChannelCredentials());
 
   auto reflection = refl::ServerReflection::NewStub(channel);
   grpc::ClientContext ctx;
@@ -34,9 +33,9 @@ TEST(E2eReflectionTest, ListDescribeAndHealthWorkWithoutProtoFiles) {
   ASSERT_TRUE(stream->Read(&response));
   std::vector<std::string> services;
   for (const auto& s : response.list_services_response().service()) services.push_back(s.name());
-  EXPECT_THAT(services, IsSupersetOf({"sidestream.v1.Events", "sidestream.v1.Admin",
-                                      "grpc.health.v1.Health",
-                                      "grpc.reflection.v1alpha.ServerReflection"}));
+  EXPECT_THAT(services,
+              IsSupersetOf({"sidestream.v1.Events", "sidestream.v1.Admin", "grpc.health.v1.Health",
+                            "grpc.reflection.v1alpha.ServerReflection"}));
 
   // `grpcurl describe` of every listed service: its file (and imports) come
   // back and declare the service with its methods.

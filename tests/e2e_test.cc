@@ -1,10 +1,7 @@
 // End-to-end tests on the real `sidestream` binary: real HTTP in, real gRPC
 // out, ephemeral loopback ports, a temporary data directory per test.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,12 +9,16 @@
 #include <thread>
 
 #include "absl/strings/match.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
-#include "client/http_client.h"
-#include "client/sample_events.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "client/http_client.h"
+#include "client/sample_events.h"
 #include "server/verify/stripe_signature.h"
 #include "sidestream/v1/admin_service.grpc.pb.h"
 #include "tests/testing/e2e_util.h"
@@ -41,8 +42,7 @@ class E2eTest : public ::testing::Test {
   }
 
   // Posts a sample event and expects 200; returns the sequence it got.
-  void Send(const std::string& type, const std::string& account, bool live,
-            const std::string& id) {
+  void Send(const std::string& type, const std::string& account, bool live, const std::string& id) {
     absl::StatusOr<HttpResponse> r =
         PostWebhook(server_->webhook_url(), SampleBody(type, account, live, id));
     ASSERT_TRUE(r.ok()) << r.status();
@@ -349,9 +349,9 @@ TEST_F(E2eTest, AcknowledgedEventsSurviveKill9) {
   for (int t = 0; t < kSenders; ++t) {
     senders.emplace_back([&, t] {
       for (int i = 0; i < kPerSender; ++i) {
-        absl::StatusOr<HttpResponse> r = PostWebhook(
-            server_->webhook_url(),
-            SampleBody("payment_intent.succeeded", "acct_1A", true, absl::StrCat("evt_k", t, "_", i)));
+        absl::StatusOr<HttpResponse> r =
+            PostWebhook(server_->webhook_url(), SampleBody("payment_intent.succeeded", "acct_1A",
+                                                           true, absl::StrCat("evt_k", t, "_", i)));
         if (r.ok() && r->status_code == 200) ++acknowledged;
       }
     });
@@ -370,7 +370,8 @@ TEST_F(E2eTest, AcknowledgedEventsSurviveKill9) {
   EXPECT_EQ(s.events().size(), static_cast<size_t>(kSenders * kPerSender));
   EXPECT_EQ(ids.size(), static_cast<size_t>(kSenders * kPerSender));
   for (int t = 0; t < kSenders; ++t) {
-    for (int i = 0; i < kPerSender; ++i) EXPECT_TRUE(ids.contains(absl::StrCat("evt_k", t, "_", i)));
+    for (int i = 0; i < kPerSender; ++i)
+      EXPECT_TRUE(ids.contains(absl::StrCat("evt_k", t, "_", i)));
   }
   // Dedup survives the restart too.
   absl::StatusOr<HttpResponse> again = PostWebhook(
@@ -401,49 +402,93 @@ TEST_F(E2eTest, BadInputsGetTheirDocumentedStatusAndNothingIsStored) {
   const std::string customer = R"({"id":"cus_1","object":"customer"})";
   const std::string big = std::string(5000, ' ') + good;
   std::vector<Case> cases = {
-      {"missing signature", "POST", "/webhook", {{"Content-Type", json}}, good, 400,
+      {"missing signature",
+       "POST",
+       "/webhook",
+       {{"Content-Type", json}},
+       good,
+       400,
        "missing_signature"},
-      {"garbage signature", "POST", "/webhook",
-       {{"Content-Type", json}, {"Stripe-Signature", "bad_header"}}, good, 400,
+      {"garbage signature",
+       "POST",
+       "/webhook",
+       {{"Content-Type", json}, {"Stripe-Signature", "bad_header"}},
+       good,
+       400,
        "malformed_signature"},
-      {"v0 only", "POST", "/webhook",
-       {{"Content-Type", json}, {"Stripe-Signature", absl::StrCat("t=", now, ",v0=abc")}}, good,
-       400, "no_v1_signature"},
-      {"wrong secret", "POST", "/webhook",
+      {"v0 only",
+       "POST",
+       "/webhook",
+       {{"Content-Type", json}, {"Stripe-Signature", absl::StrCat("t=", now, ",v0=abc")}},
+       good,
+       400,
+       "no_v1_signature"},
+      {"wrong secret",
+       "POST",
+       "/webhook",
        {{"Content-Type", json},
         {"Stripe-Signature", MakeStripeSignatureHeader({"whsec_other"}, now, good)}},
-       good, 400, "signature_mismatch"},
-      {"signature over another body", "POST", "/webhook",
-       {{"Content-Type", json}, {"Stripe-Signature", signed_header(good + " ", now)}}, good, 400,
+       good,
+       400,
        "signature_mismatch"},
-      {"replay of an old request", "POST", "/webhook",
-       {{"Content-Type", json}, {"Stripe-Signature", signed_header(good, now - 3600)}}, good, 400,
+      {"signature over another body",
+       "POST",
+       "/webhook",
+       {{"Content-Type", json}, {"Stripe-Signature", signed_header(good + " ", now)}},
+       good,
+       400,
+       "signature_mismatch"},
+      {"replay of an old request",
+       "POST",
+       "/webhook",
+       {{"Content-Type", json}, {"Stripe-Signature", signed_header(good, now - 3600)}},
+       good,
+       400,
        "timestamp_out_of_tolerance"},
-      {"signed but not JSON", "POST", "/webhook",
-       {{"Content-Type", json}, {"Stripe-Signature", signed_header(not_json, now)}}, not_json, 400,
+      {"signed but not JSON",
+       "POST",
+       "/webhook",
+       {{"Content-Type", json}, {"Stripe-Signature", signed_header(not_json, now)}},
+       not_json,
+       400,
        "invalid_json"},
-      {"signed but not an event", "POST", "/webhook",
-       {{"Content-Type", json}, {"Stripe-Signature", signed_header(customer, now)}}, customer, 400,
+      {"signed but not an event",
+       "POST",
+       "/webhook",
+       {{"Content-Type", json}, {"Stripe-Signature", signed_header(customer, now)}},
+       customer,
+       400,
        "unsupported_object"},
-      {"signed empty body", "POST", "/webhook",
-       {{"Content-Type", json}, {"Stripe-Signature", signed_header("", now)}}, "", 400,
+      {"signed empty body",
+       "POST",
+       "/webhook",
+       {{"Content-Type", json}, {"Stripe-Signature", signed_header("", now)}},
+       "",
+       400,
        "invalid_json"},
       {"wrong path", "POST", "/hooks", {{"Content-Type", json}}, good, 404, "not_found"},
       {"wrong method", "GET", "/webhook", {}, "", 405, "method_not_allowed"},
-      {"wrong content type", "POST", "/webhook",
-       {{"Content-Type", "text/plain"}, {"Stripe-Signature", signed_header(good, now)}}, good, 415,
+      {"wrong content type",
+       "POST",
+       "/webhook",
+       {{"Content-Type", "text/plain"}, {"Stripe-Signature", signed_header(good, now)}},
+       good,
+       415,
        "unsupported_media_type"},
-      {"body too large", "POST", "/webhook",
-       {{"Content-Type", json}, {"Stripe-Signature", signed_header(big, now)}}, big, 413,
+      {"body too large",
+       "POST",
+       "/webhook",
+       {{"Content-Type", json}, {"Stripe-Signature", signed_header(big, now)}},
+       big,
+       413,
        "body_too_large"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<HttpResponse> r =
-        c.method == "GET"
-            ? HttpGet(absl::StrCat("http://", server_->http_address(), c.path), c.headers,
-                      absl::Seconds(10))
-            : HttpPost(absl::StrCat("http://", server_->http_address(), c.path), c.headers, c.body,
-                       absl::Seconds(10));
+        c.method == "GET" ? HttpGet(absl::StrCat("http://", server_->http_address(), c.path),
+                                    c.headers, absl::Seconds(10))
+                          : HttpPost(absl::StrCat("http://", server_->http_address(), c.path),
+                                     c.headers, c.body, absl::Seconds(10));
     ASSERT_TRUE(r.ok()) << c.name << ": " << r.status();
     EXPECT_EQ(r->status_code, c.status) << c.name << ": " << r->body;
     EXPECT_THAT(r->body, HasSubstr(absl::StrCat("\"error\":\"", c.reason, "\""))) << c.name;
@@ -501,8 +546,8 @@ TEST_F(E2eTest, StalledSubscriberDoesNotGrowServerMemoryAndLaterGetsEverything) 
   // Growth stays far below the backlog: the window (256 events, ~3 MB),
   // gRPC's flow-control buffers and SQLite's page caches.
   EXPECT_LT(rss_after - rss_before, 32 * 1024)
-      << "RSS grew from " << rss_before << " KiB to " << rss_after << " KiB with a "
-      << stored_kib << " KiB backlog";
+      << "RSS grew from " << rss_before << " KiB to " << rss_after << " KiB with a " << stored_kib
+      << " KiB backlog";
   ASSERT_EQ(stats.subscriptions_size(), 1);
   EXPECT_GT(stats.subscriptions(0).lag(), 0u);
 
@@ -636,11 +681,12 @@ TEST_F(E2eTest, PipelinedRequestsAreAnsweredInOrder) {
   std::string requests;
   for (int i = 0; i < 3; ++i) {
     const std::string body = SampleBody("payout.paid", "", false, absl::StrCat("evt_pipe", i));
-    absl::StrAppend(&requests, "POST /webhook HTTP/1.1\r\nHost: x\r\n",
-                    "Content-Type: application/json\r\nStripe-Signature: ",
-                    MakeStripeSignatureHeader({kTestSecret}, absl::ToUnixSeconds(absl::Now()), body),
-                    "\r\nContent-Length: ", body.size(), "\r\n",
-                    i == 2 ? "Connection: close\r\n" : "", "\r\n", body);
+    absl::StrAppend(
+        &requests, "POST /webhook HTTP/1.1\r\nHost: x\r\n",
+        "Content-Type: application/json\r\nStripe-Signature: ",
+        MakeStripeSignatureHeader({kTestSecret}, absl::ToUnixSeconds(absl::Now()), body),
+        "\r\nContent-Length: ", body.size(), "\r\n", i == 2 ? "Connection: close\r\n" : "", "\r\n",
+        body);
   }
   ASSERT_TRUE(conn.Send(requests));
   auto [responses, closed] = conn.ReadUntilClosed(absl::Seconds(30));
@@ -658,11 +704,11 @@ TEST_F(E2eTest, ExpectContinueGetsAGoAheadBeforeTheBody) {
   RawConnection conn(server_->http_address());
   ASSERT_TRUE(conn.connected());
   const std::string body = SampleBody("payout.paid", "", false, "evt_expect");
-  ASSERT_TRUE(conn.Send(absl::StrCat(
-      "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
-      "Expect: 100-continue\r\nConnection: close\r\nStripe-Signature: ",
-      MakeStripeSignatureHeader({kTestSecret}, absl::ToUnixSeconds(absl::Now()), body),
-      "\r\nContent-Length: ", body.size(), "\r\n\r\n")));
+  ASSERT_TRUE(conn.Send(
+      absl::StrCat("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
+                   "Expect: 100-continue\r\nConnection: close\r\nStripe-Signature: ",
+                   MakeStripeSignatureHeader({kTestSecret}, absl::ToUnixSeconds(absl::Now()), body),
+                   "\r\nContent-Length: ", body.size(), "\r\n\r\n")));
   std::string got;
   while (got.find("\r\n\r\n") == std::string::npos) {
     std::string chunk = conn.ReadSome(absl::Seconds(10));
@@ -684,22 +730,30 @@ TEST(E2eConfigTest, BadConfigurationExitsNonZeroWithAHint) {
     const char* hint;
   };
   const std::vector<Case> cases = {
-      {"no secret", {"--data_dir=" + dir, "--http_listen=127.0.0.1:0", "--grpc_listen=127.0.0.1:0"},
-       {}, "no webhook signing secret"},
+      {"no secret",
+       {"--data_dir=" + dir, "--http_listen=127.0.0.1:0", "--grpc_listen=127.0.0.1:0"},
+       {},
+       "no webhook signing secret"},
       {"zero tolerance",
        {"--data_dir=" + dir, "--signature_tolerance=0s", "--http_listen=127.0.0.1:0",
         "--grpc_listen=127.0.0.1:0"},
-       {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x"}, "signature_tolerance"},
-      {"bad address", {"--data_dir=" + dir, "--http_listen=nowhere"},
-       {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x"}, "http_listen"},
+       {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x"},
+       "signature_tolerance"},
+      {"bad address",
+       {"--data_dir=" + dir, "--http_listen=nowhere"},
+       {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x"},
+       "http_listen"},
       {"remote without TLS",
        {"--data_dir=" + dir, "--http_listen=0.0.0.0:0", "--grpc_listen=127.0.0.1:0"},
-       {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x"}, "allow_insecure_remote"},
+       {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x"},
+       "allow_insecure_remote"},
       {"unwritable data dir",
        {"--data_dir=/proc/sidestream-cannot-exist", "--http_listen=127.0.0.1:0",
         "--grpc_listen=127.0.0.1:0"},
-       {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x"}, "/proc/sidestream-cannot-exist"},
-      {"env flag", {"--data_dir=" + dir},
+       {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x"},
+       "/proc/sidestream-cannot-exist"},
+      {"env flag",
+       {"--data_dir=" + dir},
        {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x", "SIDESTREAM_SIGNATURE_TOLERANCE=-5s"},
        "signature_tolerance"},
   };

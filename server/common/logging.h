@@ -24,11 +24,11 @@ void LogLine(LogLevel level, absl::string_view message);
 
 }  // namespace sidestream
 
-#define SIDESTREAM_LOG(level, ...)                                  \
-  do {                                                              \
-    if (::sidestream::LogEnabled(level)) {                          \
-      ::sidestream::LogLine(level, ::absl::StrCat(__VA_ARGS__));    \
-    }                                                               \
+#define SIDESTREAM_LOG(level, ...)                               \
+  do {                                                           \
+    if (::sidestream::LogEnabled(level)) {                       \
+      ::sidestream::LogLine(level, ::absl::StrCat(__VA_ARGS__)); \
+    }                                                            \
   } while (0)
 #define LOG_DEBUG(...) SIDESTREAM_LOG(::sidestream::LogLevel::kDebug, __VA_ARGS__)
 #define LOG_INFO(...) SIDESTREAM_LOG(::sidestream::LogLevel::kInfo, __VA_ARGS__)

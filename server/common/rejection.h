@@ -38,12 +38,18 @@ int RejectReasonHttpStatus(RejectReason reason);
 
 // Every reason, for counters and tests.
 inline constexpr RejectReason kAllRejectReasons[] = {
-    RejectReason::kMissingSignature,   RejectReason::kMalformedSignature,
-    RejectReason::kNoV1Signature,      RejectReason::kSignatureMismatch,
-    RejectReason::kTimestampOutOfTolerance, RejectReason::kInvalidJson,
-    RejectReason::kUnsupportedObject,  RejectReason::kBadRequest,
-    RejectReason::kNotFound,           RejectReason::kMethodNotAllowed,
-    RejectReason::kUnsupportedMediaType, RejectReason::kBodyTooLarge,
+    RejectReason::kMissingSignature,
+    RejectReason::kMalformedSignature,
+    RejectReason::kNoV1Signature,
+    RejectReason::kSignatureMismatch,
+    RejectReason::kTimestampOutOfTolerance,
+    RejectReason::kInvalidJson,
+    RejectReason::kUnsupportedObject,
+    RejectReason::kBadRequest,
+    RejectReason::kNotFound,
+    RejectReason::kMethodNotAllowed,
+    RejectReason::kUnsupportedMediaType,
+    RejectReason::kBodyTooLarge,
     RejectReason::kStoreUnavailable,
 };
 

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/timestamp.pb.h"
+
 #include "server/common/stripe_ids.h"
 
 namespace sidestream {
@@ -62,7 +63,6 @@ Rejection TooDeep() {
 Rejection DuplicateKey(std::string_view key) {
   return Invalid(absl::StrCat("duplicate key \"", Echo(key), "\""));
 }
-
 
 // Finds a key that appears twice in `obj`. Objects that are converted to a
 // Struct detect duplicates through the map instead.
@@ -245,7 +245,8 @@ Result DecodeRequestObject(object obj, std::string_view name, v1::Event* event) 
 Result DecodeIdTypeLivemode(const TopLevel& top, v1::Event* event) {
   std::string_view id, type;
   if (Result r = RequiredString(top.id, "id", &id)) return r;
-  if (!IsStripeId(ToAbsl(id))) return Invalid(absl::StrCat("id \"", Echo(id), "\" is not a Stripe id"));
+  if (!IsStripeId(ToAbsl(id)))
+    return Invalid(absl::StrCat("id \"", Echo(id), "\" is not a Stripe id"));
   if (Result r = RequiredString(top.type, "type", &type)) return r;
   if (!IsEventType(ToAbsl(type))) {
     return Invalid(absl::StrCat("type \"", Echo(type), "\" is not a Stripe event type"));

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "absl/strings/string_view.h"
+
 #include "server/common/rejection.h"
 #include "sidestream/v1/event.pb.h"
 

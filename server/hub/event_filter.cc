@@ -1,8 +1,9 @@
 #include "server/hub/event_filter.h"
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
 #include "server/common/stripe_ids.h"
 
 namespace sidestream {
@@ -14,7 +15,8 @@ absl::StatusOr<EventFilter> EventFilter::Create(const v1::EventFilter& proto) {
   }
   EventFilter filter;
   if (!v1::Origin_IsValid(proto.origin())) {
-    return absl::InvalidArgumentError(absl::StrCat("filter.origin: unknown value ", proto.origin()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("filter.origin: unknown value ", proto.origin()));
   }
   if (!v1::Livemode_IsValid(proto.livemode())) {
     return absl::InvalidArgumentError(
@@ -31,8 +33,8 @@ absl::StatusOr<EventFilter> EventFilter::Create(const v1::EventFilter& proto) {
       wildcard = true;
     } else if (absl::ConsumeSuffix(&t, ".*")) {
       if (!IsEventType(t)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "filter.types: \"", type, "\" is not a type prefix like \"account.*\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat("filter.types: \"", type, "\" is not a type prefix like \"account.*\""));
       }
       filter.type_prefixes_.push_back(absl::StrCat(t, "."));
     } else if (IsEventType(t)) {
@@ -64,8 +66,7 @@ absl::StatusOr<EventFilter> EventFilter::Create(const v1::EventFilter& proto) {
   return filter;
 }
 
-bool EventFilter::Matches(absl::string_view type, absl::string_view account,
-                          bool livemode) const {
+bool EventFilter::Matches(absl::string_view type, absl::string_view account, bool livemode) const {
   switch (livemode_) {
     case v1::LIVEMODE_LIVE:
       if (!livemode) return false;

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+
 #include "server/log/event_record.h"
 #include "sidestream/v1/event.pb.h"
 

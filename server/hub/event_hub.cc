@@ -60,11 +60,10 @@ void EventHub::AddWaiter(std::shared_ptr<Waiter> waiter) {
 
 void EventHub::RemoveWaiter(const Waiter* waiter) {
   absl::MutexLock lock(&mu_);
-  waiters_.erase(std::remove_if(waiters_.begin(), waiters_.end(),
-                                [waiter](const std::shared_ptr<Waiter>& w) {
-                                  return w.get() == waiter;
-                                }),
-                 waiters_.end());
+  waiters_.erase(
+      std::remove_if(waiters_.begin(), waiters_.end(),
+                     [waiter](const std::shared_ptr<Waiter>& w) { return w.get() == waiter; }),
+      waiters_.end());
 }
 
 }  // namespace sidestream

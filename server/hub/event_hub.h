@@ -19,6 +19,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+
 #include "server/log/event_log.h"
 
 namespace sidestream {

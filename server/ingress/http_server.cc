@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -13,7 +14,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "absl/strings/str_cat.h"
 #include "server/common/logging.h"
 
 namespace sidestream {
@@ -98,10 +98,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->content_length() && *parser_->content_length() > options_.max_body_bytes) {
       return OnRead(http::error::body_limit);
     }
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -111,10 +110,10 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     if (ec == http::error::body_limit) {
-      return Send(handler_->Refuse(RejectReason::kBodyTooLarge,
-                                   absl::StrCat("body larger than ", options_.max_body_bytes,
-                                                " bytes")),
-                  /*keep_alive=*/false);
+      return Send(
+          handler_->Refuse(RejectReason::kBodyTooLarge,
+                           absl::StrCat("body larger than ", options_.max_body_bytes, " bytes")),
+          /*keep_alive=*/false);
     }
     if (ec == http::error::header_limit) {
       HttpServerResponse response = handler_->Refuse(
@@ -207,8 +206,8 @@ class BeastHttpServer final : public HttpServer {
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
     if (ec) {
-      return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on ",
-                                                 FormatEndpoint(endpoint), ": ", ec.message()));
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen for HTTP on ", FormatEndpoint(endpoint), ": ", ec.message()));
     }
     address_ = FormatEndpoint(acceptor_.local_endpoint());
     Accept();
@@ -232,17 +231,18 @@ class BeastHttpServer final : public HttpServer {
 
  private:
   void Accept() {
-    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
-      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-      if (!ec) {
-        beast::error_code opt_ec;
-        socket.set_option(tcp::no_delay(true), opt_ec);
-        std::make_shared<Session>(std::move(socket), options_, handler_)->Run();
-      } else {
-        LOG_WARNING("http accept failed: ", ec.message());
-      }
-      Accept();
-    });
+    acceptor_.async_accept(
+        net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+          if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+          if (!ec) {
+            beast::error_code opt_ec;
+            socket.set_option(tcp::no_delay(true), opt_ec);
+            std::make_shared<Session>(std::move(socket), options_, handler_)->Run();
+          } else {
+            LOG_WARNING("http accept failed: ", ec.message());
+          }
+          Accept();
+        });
   }
 
   const HttpServerOptions options_;

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+
 #include "server/common/logging.h"
 #include "server/common/time_proto.h"
 #include "server/decode/event_decoder.h"
@@ -106,30 +107,29 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpRespond respond) {
   new_event.event_bytes = event.SerializeAsString();
   new_event.raw_json = std::move(request.body);
 
-  log_->Append(
-      std::move(new_event),
-      [this, respond = std::move(respond), id = event.id(), type = event.type(),
-       peer = std::move(request.peer)](absl::StatusOr<AppendResult> result) mutable {
-        if (!result.ok()) {
-          LOG_ERROR("webhook not stored: id=", id, " type=", type, " peer=", peer,
-                    " error=", result.status().message());
-          std::move(respond)(Refuse(RejectReason::kStoreUnavailable,
-                                    "the event log cannot store events right now; retry later"));
-          return;
-        }
-        if (result->duplicate) {
-          stats_->CountDuplicate();
-        } else {
-          stats_->CountAccepted();
-        }
-        LOG_DEBUG("webhook stored: id=", id, " type=", type, " sequence=", result->sequence,
-                  " duplicate=", result->duplicate);
-        HttpServerResponse response;
-        response.body = absl::StrCat("{\"received\":true,\"id\":", JsonQuote(id),
-                                     ",\"sequence\":", result->sequence,
-                                     ",\"duplicate\":", result->duplicate ? "true" : "false", "}");
-        std::move(respond)(std::move(response));
-      });
+  log_->Append(std::move(new_event), [this, respond = std::move(respond), id = event.id(),
+                                      type = event.type(), peer = std::move(request.peer)](
+                                         absl::StatusOr<AppendResult> result) mutable {
+    if (!result.ok()) {
+      LOG_ERROR("webhook not stored: id=", id, " type=", type, " peer=", peer,
+                " error=", result.status().message());
+      std::move(respond)(Refuse(RejectReason::kStoreUnavailable,
+                                "the event log cannot store events right now; retry later"));
+      return;
+    }
+    if (result->duplicate) {
+      stats_->CountDuplicate();
+    } else {
+      stats_->CountAccepted();
+    }
+    LOG_DEBUG("webhook stored: id=", id, " type=", type, " sequence=", result->sequence,
+              " duplicate=", result->duplicate);
+    HttpServerResponse response;
+    response.body = absl::StrCat("{\"received\":true,\"id\":", JsonQuote(id),
+                                 ",\"sequence\":", result->sequence,
+                                 ",\"duplicate\":", result->duplicate ? "true" : "false", "}");
+    std::move(respond)(std::move(response));
+  });
 }
 
 }  // namespace sidestream

@@ -15,9 +15,9 @@ namespace sidestream {
 // An event ready to be appended: verified, decoded and serialized, but with
 // no sequence yet.
 struct NewEvent {
-  std::string id;        // Stripe event id; the dedup key.
-  std::string type;      // Stripe event type.
-  std::string account;   // connected account, empty for platform events.
+  std::string id;       // Stripe event id; the dedup key.
+  std::string type;     // Stripe event type.
+  std::string account;  // connected account, empty for platform events.
   bool livemode = false;
   absl::Time receive_time;
   // A serialized sidestream.v1.Event with `sequence` and `raw_json` unset.

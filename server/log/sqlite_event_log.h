@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+
 #include "server/common/clock.h"
 #include "server/log/event_log.h"
 

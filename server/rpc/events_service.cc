@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
+
 #include "server/rpc/status_util.h"
 #include "server/rpc/wire.h"
 
@@ -31,8 +32,7 @@ class FailedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 absl::StatusOr<absl::Time> ToTime(const google::protobuf::Timestamp& ts) {
   if (ts.seconds() < TimeUtil::kTimestampMinSeconds ||
-      ts.seconds() > TimeUtil::kTimestampMaxSeconds || ts.nanos() < 0 ||
-      ts.nanos() > 999999999) {
+      ts.seconds() > TimeUtil::kTimestampMaxSeconds || ts.nanos() < 0 || ts.nanos() > 999999999) {
     return absl::InvalidArgumentError("start_time is not a valid timestamp");
   }
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
@@ -73,9 +73,9 @@ absl::StatusOr<Subscription::Start> ResolveStart(const LogInfo& info, uint64_t h
   Subscription::Start start;
   if (has_after_sequence) {
     if (after_sequence > head) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "after_sequence ", after_sequence, " is beyond the head (", head, ") of log epoch ",
-          info.epoch, "; the cursor belongs to another log"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("after_sequence ", after_sequence, " is beyond the head (", head,
+                       ") of log epoch ", info.epoch, "; the cursor belongs to another log"));
     }
     if (after_sequence + 1 < info.first_sequence) {
       return absl::OutOfRangeError(absl::StrCat(
@@ -122,8 +122,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventsService::Subscribe(
       v1::START_POSITION_LATEST, request.log_epoch());
   if (!start.ok()) return new FailedStream(ToGrpcStatus(start.status()));
 
-  std::shared_ptr<Subscription> subscription = Subscription::Create(
-      env_, context->peer(), std::move(request), *std::move(filter), *start);
+  std::shared_ptr<Subscription> subscription =
+      Subscription::Create(env_, context->peer(), std::move(request), *std::move(filter), *start);
   subscription->SetOnDone([registry = registry_](Subscription* s) { registry->Remove(s); });
   registry_->Add(subscription);
   return subscription.get();
@@ -138,7 +138,8 @@ grpc::ServerUnaryReactor* EventsService::GetEvent(grpc::CallbackServerContext* c
     return reactor;
   }
   env_.readers->Submit([this, reactor, request, response] {
-    absl::StatusOr<EventRecordPtr> record = env_.log->Get(request->id(), request->include_raw_json());
+    absl::StatusOr<EventRecordPtr> record =
+        env_.log->Get(request->id(), request->include_raw_json());
     if (!record.ok()) {
       reactor->Finish(ToGrpcStatus(record.status()));
       return;
@@ -184,8 +185,7 @@ grpc::ServerUnaryReactor* EventsService::ListEvents(grpc::CallbackServerContext*
                              v1::START_POSITION_UNSPECIFIED, v1::START_POSITION_OLDEST, epoch);
       } else {
         start = ResolveStart(
-            info, env_.hub->head(),
-            request->start_case() == v1::ListEventsRequest::kAfterSequence,
+            info, env_.hub->head(), request->start_case() == v1::ListEventsRequest::kAfterSequence,
             request->after_sequence(), request->has_start_time() ? &request->start_time() : nullptr,
             request->start_case() == v1::ListEventsRequest::kPosition, request->position(),
             v1::START_POSITION_OLDEST, "");
@@ -200,8 +200,9 @@ grpc::ServerUnaryReactor* EventsService::ListEvents(grpc::CallbackServerContext*
         cursor = *c;
       }
 
-      const int32_t page_size =
-          request->page_size() == 0 ? kDefaultPageSize : std::min(request->page_size(), kMaxPageSize);
+      const int32_t page_size = request->page_size() == 0
+                                    ? kDefaultPageSize
+                                    : std::min(request->page_size(), kMaxPageSize);
       ReadOptions options;
       options.include_raw_json = request->include_raw_json();
       options.max_events = 512;

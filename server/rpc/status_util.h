@@ -3,9 +3,8 @@
 #ifndef SIDESTREAM_SERVER_RPC_STATUS_UTIL_H_
 #define SIDESTREAM_SERVER_RPC_STATUS_UTIL_H_
 
-#include <grpcpp/support/status.h>
-
 #include "absl/status/status.h"
+#include <grpcpp/support/status.h>
 
 namespace sidestream {
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+
 #include "server/common/logging.h"
 #include "server/common/time_proto.h"
 #include "server/rpc/wire.h"
@@ -20,8 +21,8 @@ Subscription::Subscription(const SubscriptionEnv& env, std::string peer,
       epoch_(env.log->Info().epoch) {}
 
 std::shared_ptr<Subscription> Subscription::Create(const SubscriptionEnv& env, std::string peer,
-                                                   v1::SubscribeRequest request,
-                                                   EventFilter filter, Start start) {
+                                                   v1::SubscribeRequest request, EventFilter filter,
+                                                   Start start) {
   auto sub =
       std::make_shared<Subscription>(env, std::move(peer), std::move(request), std::move(filter));
   {
@@ -158,11 +159,12 @@ void Subscription::ReadLog() {
     absl::MutexLock lock(&mu_);
     reading_ = false;
     if (!records.ok()) {
-      end_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                 absl::StrCat("reading the log failed: ", records.status().message(),
-                                              "; resume after sequence ", cursor_));
-    } else if ((records->empty() ? env_.log->Info().first_sequence
-                                 : records->front()->sequence) > from + 1) {
+      end_status_ =
+          grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       absl::StrCat("reading the log failed: ", records.status().message(),
+                                    "; resume after sequence ", cursor_));
+    } else if ((records->empty() ? env_.log->Info().first_sequence : records->front()->sequence) >
+               from + 1) {
       // Sequences are dense, so a jump past the cursor is retention loss.
       end_status_ = grpc::Status(
           grpc::StatusCode::OUT_OF_RANGE,
@@ -191,9 +193,9 @@ void Subscription::ResolveTime(absl::Time time) {
     if (cursor.ok()) {
       cursor_ = *cursor;
     } else {
-      end_status_ = grpc::Status(
-          grpc::StatusCode::UNAVAILABLE,
-          absl::StrCat("resolving start_time failed: ", cursor.status().message()));
+      end_status_ =
+          grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       absl::StrCat("resolving start_time failed: ", cursor.status().message()));
     }
   }
   Pump();

@@ -18,8 +18,6 @@
 #ifndef SIDESTREAM_SERVER_RPC_SUBSCRIPTION_H_
 #define SIDESTREAM_SERVER_RPC_SUBSCRIPTION_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -30,6 +28,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include <grpcpp/grpcpp.h>
+
 #include "server/common/clock.h"
 #include "server/common/work_queue.h"
 #include "server/hub/event_filter.h"

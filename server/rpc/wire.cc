@@ -1,17 +1,16 @@
 #include "server/rpc/wire.h"
 
-#include <grpcpp/support/slice.h>
-
 #include <vector>
 
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
+#include <grpcpp/support/slice.h>
 
 namespace sidestream {
 namespace {
 
-using google::protobuf::io::CodedOutputStream;
 using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedOutputStream;
 
 constexpr int kResponseEventField = 1;  // SubscribeResponse.event
 constexpr int kEventSequenceField = 1;  // Event.sequence
@@ -93,8 +92,7 @@ absl::Status ParseBuffer(const grpc::ByteBuffer& buffer, google::protobuf::Messa
 absl::StatusOr<v1::Event> RecordToEvent(const EventRecord& record, bool include_raw_json) {
   v1::Event event;
   if (!event.ParseFromString(record.event_bytes)) {
-    return absl::DataLossError(
-        absl::StrCat("stored event ", record.sequence, " cannot be parsed"));
+    return absl::DataLossError(absl::StrCat("stored event ", record.sequence, " cannot be parsed"));
   }
   event.set_sequence(record.sequence);
   if (include_raw_json) event.set_raw_json(record.raw_json);

@@ -9,10 +9,10 @@
 #ifndef SIDESTREAM_SERVER_RPC_WIRE_H_
 #define SIDESTREAM_SERVER_RPC_WIRE_H_
 
-#include <grpcpp/support/byte_buffer.h>
-
 #include "absl/status/statusor.h"
 #include "google/protobuf/message.h"
+#include <grpcpp/support/byte_buffer.h>
+
 #include "server/log/event_record.h"
 #include "sidestream/v1/event.pb.h"
 

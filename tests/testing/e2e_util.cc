@@ -18,11 +18,10 @@ std::string SampleBody(const std::string& type, const std::string& account, bool
 
 absl::StatusOr<HttpResponse> PostWebhook(const std::string& url, const std::string& body,
                                          const std::string& secret, absl::Time signed_at) {
-  HttpHeaders headers = {
-      {"Content-Type", "application/json; charset=utf-8"},
-      {"User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)"},
-      {"Stripe-Signature",
-       MakeStripeSignatureHeader({secret}, absl::ToUnixSeconds(signed_at), body)}};
+  HttpHeaders headers = {{"Content-Type", "application/json; charset=utf-8"},
+                         {"User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)"},
+                         {"Stripe-Signature", MakeStripeSignatureHeader(
+                                                  {secret}, absl::ToUnixSeconds(signed_at), body)}};
   return HttpPost(url, headers, body, absl::Seconds(30));
 }
 
@@ -59,7 +58,8 @@ void StreamCollector::Run(v1::SubscribeRequest request) {
 
 bool StreamCollector::WaitForEvents(size_t n, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return event_count_ >= n || ended_; };
+  auto done = [this, n]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return event_count_ >= n || ended_; };
   mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
   return event_count_ >= n;
 }
@@ -73,9 +73,8 @@ bool StreamCollector::WaitForCaughtUp(absl::Duration timeout) {
 
 bool StreamCollector::WaitForCheckpoints(size_t n, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return checkpoint_count_ >= n || ended_;
-  };
+  auto done = [this, n]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return checkpoint_count_ >= n || ended_; };
   mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
   return checkpoint_count_ >= n;
 }

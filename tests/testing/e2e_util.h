@@ -3,8 +3,6 @@
 #ifndef SIDESTREAM_TESTS_TESTING_E2E_UTIL_H_
 #define SIDESTREAM_TESTS_TESTING_E2E_UTIL_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,6 +11,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include <grpcpp/grpcpp.h>
+
 #include "client/http_client.h"
 #include "sidestream/v1/events_service.grpc.pb.h"
 

@@ -5,9 +5,6 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +19,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 extern char** environ;
 
@@ -118,12 +118,10 @@ std::string MakeTempDir(const std::string& prefix) {
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const ServerProcessOptions& options) {
   auto process = std::unique_ptr<ServerProcess>(new ServerProcess());
-  process->stderr_path_ =
-      absl::StrCat(options.data_dir, ".server-", g_counter++, ".log");
+  process->stderr_path_ = absl::StrCat(options.data_dir, ".server-", g_counter++, ".log");
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
-  std::vector<std::string> args = {BinDir() + "/sidestream",
-                                   "--data_dir=" + options.data_dir,
+  std::vector<std::string> args = {BinDir() + "/sidestream", "--data_dir=" + options.data_dir,
                                    "--http_listen=" + options.http_listen,
                                    "--grpc_listen=" + options.grpc_listen};
   args.insert(args.end(), options.args.begin(), options.args.end());
@@ -165,8 +163,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   return process;
 }
 
-CommandResult RunCommand(const std::vector<std::string>& args,
-                         const std::vector<std::string>& env, absl::Duration timeout) {
+CommandResult RunCommand(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                         absl::Duration timeout) {
   CommandResult result;
   const std::string dir = MakeTempDir("cmd");
   const std::string out_path = dir + "/stdout";

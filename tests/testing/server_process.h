@@ -4,14 +4,13 @@
 #ifndef SIDESTREAM_TESTS_TESTING_SERVER_PROCESS_H_
 #define SIDESTREAM_TESTS_TESTING_SERVER_PROCESS_H_
 
-#include <sys/types.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include <sys/types.h>
 
 namespace sidestream::testing {
 
@@ -39,8 +38,8 @@ struct CommandResult {
   std::string stdout_text;
   std::string stderr_text;
 };
-CommandResult RunCommand(const std::vector<std::string>& args,
-                         const std::vector<std::string>& env, absl::Duration timeout);
+CommandResult RunCommand(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                         absl::Duration timeout);
 
 class ServerProcess {
  public:
@@ -54,8 +53,8 @@ class ServerProcess {
     int code = -1;
     std::string stderr_text;
   };
-  static Exit RunToExit(const std::vector<std::string>& args,
-                        const std::vector<std::string>& env, absl::Duration timeout);
+  static Exit RunToExit(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                        absl::Duration timeout);
 
   ~ServerProcess();  // SIGKILL if still running
 
