@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -50,7 +52,36 @@ class Server::Impl {
   std::unique_ptr<WebhookHandler> webhook_;
   std::unique_ptr<HttpServer> http_;
   bool shut_down_ = false;
+
+  // Readiness follows the log: while it cannot store, health reports
+  // NOT_SERVING (webhooks get 503 meanwhile, so Stripe retries).
+  void WatchReadiness();
+  absl::Mutex watch_mu_;
+  bool watch_stop_ ABSL_GUARDED_BY(watch_mu_) = false;
+  std::thread watcher_;
 };
+
+void Server::Impl::WatchReadiness() {
+  bool serving = true;
+  absl::MutexLock lock(&watch_mu_);
+  while (!watch_stop_) {
+    // A periodic check, not synchronisation: wakes early only to stop.
+    watch_mu_.AwaitWithTimeout(absl::Condition(&watch_stop_), kTick);
+    if (watch_stop_) break;
+    const LogInfo info = log_->Info();
+    if (info.writable == serving) continue;
+    serving = info.writable;
+    if (serving) {
+      LOG_INFO("ready again: the event log is writable");
+    } else {
+      LOG_ERROR("not ready: the event log cannot store events (", info.last_error,
+                "); webhooks get 503 until it can");
+    }
+    grpc::HealthCheckServiceInterface* health = grpc_->GetHealthCheckService();
+    health->SetServingStatus("", serving);
+    health->SetServingStatus("sidestream.v1.Events", serving);
+  }
+}
 
 absl::Status Server::Impl::Start() {
   if (absl::Status s = ValidateServerOptions(options_); !s.ok()) return s;
@@ -132,6 +163,13 @@ absl::Status Server::Impl::Start() {
 void Server::Impl::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (watcher_.joinable()) {
+    {
+      absl::MutexLock lock(&watch_mu_);
+      watch_stop_ = true;
+    }
+    watcher_.join();
+  }
   if (grpc_ != nullptr) grpc_->GetHealthCheckService()->Shutdown();
   // 1. No new webhooks. Responses still owed are dropped; Stripe retries
   //    them, and their events (if already appended) are deduplicated.

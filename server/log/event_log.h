@@ -46,6 +46,12 @@ struct LogInfo {
   uint64_t event_bytes = 0;
   // Name of the backend, such as "sqlite".
   std::string backend;
+  // False after the backend failed to store (disk full, I/O error, storage
+  // unreachable) until a later write succeeds; the backend retries on its
+  // own while false. Drives readiness.
+  bool writable = true;
+  // Why the last write failed, while `writable` is false.
+  std::string last_error;
 };
 
 struct ReadOptions {

@@ -319,6 +319,11 @@ class SqliteEventLog::Impl {
   absl::Status SetCounters(const Counters& counters);
   void RollbackIfActive();
   void PublishCounters();
+  // Records whether the last write succeeded (LogInfo::writable).
+  void SetWritable(bool writable, absl::string_view error);
+  // A minimal real write (one meta row), to find out whether storage works
+  // again while no appends arrive.
+  void ProbeWrite();
 
   // Checkpointer thread.
   void CheckpointLoop();
@@ -342,6 +347,7 @@ class SqliteEventLog::Impl {
   Db writer_db_;
   WriterStatements w_;
   Counters counters_;
+  bool writable_ = true;
   uint64_t bytes_since_checkpoint_ = 0;
   std::thread writer_thread_;
 
@@ -695,6 +701,33 @@ void SqliteEventLog::Impl::PublishCounters() {
   info_.event_bytes = counters_.event_bytes;
 }
 
+void SqliteEventLog::Impl::SetWritable(bool writable, absl::string_view error) {
+  if (writable == writable_) return;
+  writable_ = writable;
+  if (writable) LOG_INFO("event log is writable again");
+  absl::MutexLock lock(&info_mu_);
+  info_.writable = writable;
+  info_.last_error = std::string(error);
+}
+
+void SqliteEventLog::Impl::ProbeWrite() {
+  absl::Status status = Run(w_.begin.get(), "BEGIN");
+  if (status.ok()) {
+    status =
+        Query(writer_db_.get(),
+              absl::StrCat("INSERT OR REPLACE INTO meta(key, value) VALUES('last_write_probe', ",
+                           absl::ToUnixMicros(absl::Now()), ")"));
+  }
+  if (status.ok()) status = Run(w_.commit.get(), "COMMIT");
+  if (!status.ok()) {
+    RollbackIfActive();
+    absl::MutexLock lock(&info_mu_);
+    info_.last_error = std::string(status.message());
+    return;
+  }
+  SetWritable(true, "");
+}
+
 LogInfo SqliteEventLog::Impl::Info() const {
   absl::MutexLock lock(&info_mu_);
   return info_;
@@ -730,6 +763,10 @@ absl::StatusOr<uint64_t> SqliteEventLog::Impl::TrimNow() {
 // is due (maintenance_interval, real time: it paces work) or was asked for.
 void SqliteEventLog::Impl::WriterLoop() {
   absl::Time next_maintenance = absl::Now() + options_.maintenance_interval;
+  // While storage fails, a probe write runs this often so that the log
+  // becomes writable again without waiting for an append.
+  constexpr absl::Duration kProbeInterval = absl::Seconds(1);
+  absl::Time next_probe = absl::InfiniteFuture();
   bool trimming = false;
   uint64_t pass_trimmed = 0;
   std::vector<TrimWaiter> waiters;
@@ -740,7 +777,8 @@ void SqliteEventLog::Impl::WriterLoop() {
     {
       absl::MutexLock lock(&queue_mu_);
       if (!trimming) {
-        queue_mu_.AwaitWithDeadline(absl::Condition(this, &Impl::WriterHasWork), next_maintenance);
+        queue_mu_.AwaitWithDeadline(absl::Condition(this, &Impl::WriterHasWork),
+                                    std::min(next_maintenance, next_probe));
       }
       const size_t n = std::min(queue_.size(), options_.max_batch);
       batch.reserve(n);
@@ -752,6 +790,12 @@ void SqliteEventLog::Impl::WriterLoop() {
       stop = stopping_ && queue_.empty();
     }
     if (!batch.empty()) CommitBatch(batch);
+    if (writable_) {
+      next_probe = absl::InfiniteFuture();
+    } else if (absl::Now() >= next_probe || next_probe == absl::InfiniteFuture()) {
+      if (next_probe != absl::InfiniteFuture()) ProbeWrite();
+      next_probe = absl::Now() + kProbeInterval;
+    }
     for (TrimRequest* request : requests) waiters.push_back({request, pass_trimmed});
     if (!requests.empty() || absl::Now() >= next_maintenance) trimming = true;
     if (stop) {
@@ -799,11 +843,13 @@ void SqliteEventLog::Impl::CommitBatch(std::vector<PendingAppend>& batch) {
     const absl::Status failure = absl::UnavailableError(
         absl::StrCat("the event log cannot store events now: ", status.message()));
     LOG_ERROR(failure.message(), " (", batch.size(), " appends failed)");
+    SetWritable(false, status.message());
     for (PendingAppend& pending : batch) std::move(pending.done)(failure);
     return;
   }
   counters_ = next;
   PublishCounters();
+  SetWritable(true, "");
   std::vector<EventRecordPtr> records;
   records.reserve(stored.size());
   for (size_t i : stored) {

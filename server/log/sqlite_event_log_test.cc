@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -639,6 +640,28 @@ TEST_F(SqliteEventLogTest, FailedBatchIsUnavailableAndLeavesNoTrace) {
   ASSERT_TRUE(retried.ok()) << retried.status();
   EXPECT_FALSE(retried->duplicate);
   EXPECT_EQ(retried->sequence, 3u);
+}
+
+TEST_F(SqliteEventLogTest, WritableTurnsFalseOnAFailedCommitAndAProbeRestoresIt) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  EXPECT_TRUE(log->Info().writable);
+  // Appends fail (as on a full disk); the log's own probe writes to `meta`,
+  // which still works, so the log finds out by itself that storage is back.
+  ExecSql(DbPath(),
+          "CREATE TRIGGER fail BEFORE INSERT ON events "
+          "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+  EXPECT_FALSE(AppendAndWait(*log, Event("evt_1")).ok());
+  const LogInfo failed = log->Info();
+  EXPECT_FALSE(failed.writable);
+  EXPECT_THAT(failed.last_error, HasSubstr("injected failure"));
+  // Polling the condition with a deadline: the probe runs about every second.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!log->Info().writable && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_TRUE(log->Info().writable);
+  ExecSql(DbPath(), "DROP TRIGGER fail;");
+  EXPECT_TRUE(AppendAndWait(*log, Event("evt_1")).ok());
+  EXPECT_TRUE(log->Info().writable);
 }
 
 TEST_F(SqliteEventLogTest, OpenRejectsInvalidOptions) {
