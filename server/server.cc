@@ -143,6 +143,7 @@ absl::Status Server::Impl::Start() {
   health->SetServingStatus("", true);
   health->SetServingStatus("sidestream.v1.Events", true);
   health->SetServingStatus("sidestream.v1.Admin", true);
+  watcher_ = std::thread([this] { WatchReadiness(); });
 
   webhook_ = std::make_unique<WebhookHandler>(WebhookHandlerOptions{options_.webhook_path},
                                               verifier_.get(), log_.get(), &stats_, Clock::Real());

@@ -81,6 +81,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // body is too large anyway (then the 413 is the answer).
   void OnHeader() {
     const auto& header = parser_->get();
+    // Of the transfer codings only plain "chunked" is understood; refuse any
+    // other (RFC 9112 6.1, 6.3) and close. Beast alone would read no body when
+    // chunked is not last (and parse the body bytes as the next request), and
+    // hand on still-encoded bytes for "gzip, chunked".
+    if (auto te = header.find(http::field::transfer_encoding);
+        te != header.end() && !(parser_->chunked() && beast::iequals(te->value(), "chunked"))) {
+      return OnRead(http::error::bad_transfer_encoding);
+    }
     const bool expects_continue =
         beast::iequals(header[http::field::expect], "100-continue") &&
         !(parser_->content_length() && *parser_->content_length() > options_.max_body_bytes);

@@ -44,6 +44,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -75,7 +76,8 @@
 namespace sidestream {
 namespace {
 
-constexpr int64_t kSchemaVersion = 1;
+// 2: events carry checksums (crc, raw_crc). Version 1 was never released.
+constexpr int64_t kSchemaVersion = 2;
 constexpr char kDbFileName[] = "events.db";
 constexpr char kLockFileName[] = "events.lock";
 // Long enough to ride out a checkpoint that holds the write lock.
@@ -99,7 +101,9 @@ CREATE TABLE events(
   livemode INTEGER NOT NULL,
   receive_time_us INTEGER NOT NULL,
   event BLOB NOT NULL,
-  raw BLOB NOT NULL);
+  raw BLOB NOT NULL,
+  crc INTEGER NOT NULL,
+  raw_crc INTEGER NOT NULL);
 CREATE INDEX events_by_receive_time ON events(receive_time_us);
 CREATE TABLE dedup(
   id TEXT PRIMARY KEY,
@@ -108,8 +112,9 @@ CREATE TABLE dedup(
 CREATE INDEX dedup_by_receive_time ON dedup(receive_time_us);
 )sql";
 
+// Column order is what RecordFromRow reads: raw (optional) comes last.
 constexpr char kRecordColumns[] =
-    "SELECT sequence, id, type, account, livemode, receive_time_us, event";
+    "SELECT sequence, id, type, account, livemode, receive_time_us, event, crc, raw_crc";
 
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -198,16 +203,53 @@ std::string ColumnString(sqlite3_stmt* stmt, int column) {
   return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), size);
 }
 
-EventRecordPtr RecordFromRow(sqlite3_stmt* stmt, bool with_raw) {
+// Checksums of a stored event, so that damage inside a row (which SQLite's
+// page checks do not see) is never served as data: one over everything a
+// subscriber filters on and receives except the raw body, one over the raw
+// body (read only on request).
+uint32_t Crc(uint32_t crc, absl::string_view bytes) {
+  return static_cast<uint32_t>(
+      crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+}
+
+uint32_t RecordCrc(uint64_t sequence, absl::string_view id, absl::string_view type,
+                   absl::string_view account, bool livemode, int64_t receive_us,
+                   absl::string_view event_bytes) {
+  // Fields are length-prefixed so that no two different records hash the
+  // same bytes.
+  std::string head;
+  absl::StrAppend(&head, sequence, ":", id.size(), ":", id, type.size(), ":", type, account.size(),
+                  ":", account, livemode ? 1 : 0, ":", receive_us, ":");
+  return Crc(Crc(0, head), event_bytes);
+}
+
+// A record from a row of kRecordColumns (+ raw when `with_raw`). DATA_LOSS
+// naming the sequence when a checksum does not match.
+absl::StatusOr<EventRecordPtr> RecordFromRow(sqlite3_stmt* stmt, bool with_raw) {
   auto record = std::make_shared<EventRecord>();
   record->sequence = static_cast<uint64_t>(sqlite3_column_int64(stmt, 0));
   record->id = ColumnString(stmt, 1);
   record->type = ColumnString(stmt, 2);
   record->account = ColumnString(stmt, 3);
   record->livemode = sqlite3_column_int64(stmt, 4) != 0;
-  record->receive_time = absl::FromUnixMicros(sqlite3_column_int64(stmt, 5));
+  const int64_t receive_us = sqlite3_column_int64(stmt, 5);
+  record->receive_time = absl::FromUnixMicros(receive_us);
   record->event_bytes = ColumnString(stmt, 6);
-  if (with_raw) record->raw_json = ColumnString(stmt, 7);
+  const auto stored_crc = static_cast<uint32_t>(sqlite3_column_int64(stmt, 7));
+  const auto stored_raw_crc = static_cast<uint32_t>(sqlite3_column_int64(stmt, 8));
+  bool intact = sqlite3_column_type(stmt, 7) == SQLITE_INTEGER &&
+                stored_crc == RecordCrc(record->sequence, record->id, record->type, record->account,
+                                        record->livemode, receive_us, record->event_bytes);
+  if (with_raw) {
+    record->raw_json = ColumnString(stmt, 9);
+    intact = intact && sqlite3_column_type(stmt, 8) == SQLITE_INTEGER &&
+             stored_raw_crc == Crc(0, record->raw_json);
+  }
+  if (!intact) {
+    return absl::DataLossError(
+        absl::StrCat("the stored event at sequence ", record->sequence,
+                     " is damaged (checksum mismatch); restore the data dir from a backup"));
+  }
   return record;
 }
 
@@ -610,6 +652,12 @@ absl::Status SqliteEventLog::Impl::LoadCounters() {
                      ", written by a newer Sidestream (this one reads up to version ",
                      kSchemaVersion, "); upgrade Sidestream or set data_dir to another directory"));
   }
+  if (version.has_value() && *version == 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the event log \"", db_path_,
+        "\" has schema version 1, from a pre-release build without checksums; move it aside "
+        "and start with an empty data_dir"));
+  }
   if (!version.has_value() || *version < 1 || !IsEpoch(epoch) || !last.has_value() ||
       !bytes.has_value() || !count.has_value() || *last < 0 || *bytes < 0 || *count < 0) {
     return absl::DataLossError(absl::StrCat(
@@ -655,8 +703,8 @@ absl::Status SqliteEventLog::Impl::PrepareWriterStatements() {
       {&w_.rollback, "ROLLBACK"},
       {&w_.find_dedup, "SELECT sequence FROM dedup WHERE id = ?1"},
       {&w_.insert_event,
-       "INSERT INTO events(sequence, id, type, account, livemode, receive_time_us, event, raw) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"},
+       "INSERT INTO events(sequence, id, type, account, livemode, receive_time_us, event, raw, "
+       "crc, raw_crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
       {&w_.insert_dedup, "INSERT INTO dedup(id, sequence, receive_time_us) VALUES (?1, ?2, ?3)"},
       {&w_.set_counters,
        "UPDATE meta SET value = CASE key WHEN 'last_sequence' THEN ?1 "
@@ -908,7 +956,11 @@ absl::Status SqliteEventLog::Impl::WriteBatch(std::vector<PendingAppend>& batch,
     if (!BindInt(insert, 1, static_cast<int64_t>(sequence)) || !BindText(insert, 2, event.id) ||
         !BindText(insert, 3, event.type) || !BindText(insert, 4, event.account) ||
         !BindInt(insert, 5, event.livemode ? 1 : 0) || !BindInt(insert, 6, receive_us) ||
-        !BindBlob(insert, 7, event.event_bytes) || !BindBlob(insert, 8, event.raw_json)) {
+        !BindBlob(insert, 7, event.event_bytes) || !BindBlob(insert, 8, event.raw_json) ||
+        !BindInt(insert, 9,
+                 RecordCrc(sequence, event.id, event.type, event.account, event.livemode,
+                           receive_us, event.event_bytes)) ||
+        !BindInt(insert, 10, Crc(0, event.raw_json))) {
       return absl::InternalError(absl::StrCat("binding event ", event.id, " (too large?)"));
     }
     if (status = Run(insert, "inserting an event"); !status.ok()) return status;
@@ -1130,14 +1182,20 @@ absl::StatusOr<std::vector<EventRecordPtr>> SqliteEventLog::Impl::ReadAfter(
     Records records;
     uint64_t bytes = 0;
     int rc;
+    absl::Status status;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-      records.push_back(RecordFromRow(stmt, options.include_raw_json));
+      absl::StatusOr<EventRecordPtr> record = RecordFromRow(stmt, options.include_raw_json);
+      if (!record.ok()) {
+        status = record.status();
+        break;
+      }
+      records.push_back(*std::move(record));
       bytes += records.back()->StoredBytes();
       if (bytes >= options.max_bytes) break;
     }
-    absl::Status status = rc == SQLITE_ROW || rc == SQLITE_DONE
-                              ? absl::OkStatus()
-                              : SqliteStatus(reader.db.get(), rc, "reading events");
+    if (status.ok() && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      status = SqliteStatus(reader.db.get(), rc, "reading events");
+    }
     sqlite3_reset(stmt);  // also ends the read transaction
     if (!status.ok()) return status;
     return records;
@@ -1156,11 +1214,13 @@ absl::StatusOr<EventRecordPtr> SqliteEventLog::Impl::Get(absl::string_view id,
       return absl::NotFoundError(absl::StrCat("no event with id ", id, " is stored"));
     }
     sqlite3_stmt* stmt = include_raw_json ? reader.get_event_raw.get() : reader.get_event.get();
-    EventRecordPtr record;
+    absl::StatusOr<EventRecordPtr> read = EventRecordPtr();
     if (!BindInt(stmt, 1, *sequence)) return absl::InternalError("binding a sequence");
     status = Run(stmt, "reading an event",
-                 [&](sqlite3_stmt* s) { record = RecordFromRow(s, include_raw_json); });
+                 [&](sqlite3_stmt* s) { read = RecordFromRow(s, include_raw_json); });
     if (!status.ok()) return status;
+    if (!read.ok()) return read.status();
+    EventRecordPtr record = *std::move(read);
     if (record == nullptr || record->id != id) {
       return absl::NotFoundError(
           absl::StrCat("event ", id, " (sequence ", *sequence, ") is no longer retained"));

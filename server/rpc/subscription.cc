@@ -159,10 +159,14 @@ void Subscription::ReadLog() {
     absl::MutexLock lock(&mu_);
     reading_ = false;
     if (!records.ok()) {
+      // DATA_LOSS (a damaged record) stays DATA_LOSS; anything else is
+      // worth a retry from the cursor.
+      const grpc::StatusCode code = absl::IsDataLoss(records.status())
+                                        ? grpc::StatusCode::DATA_LOSS
+                                        : grpc::StatusCode::UNAVAILABLE;
       end_status_ =
-          grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                       absl::StrCat("reading the log failed: ", records.status().message(),
-                                    "; resume after sequence ", cursor_));
+          grpc::Status(code, absl::StrCat("reading the log failed: ", records.status().message(),
+                                          "; resume after sequence ", cursor_));
     } else if ((records->empty() ? env_.log->Info().first_sequence : records->front()->sequence) >
                from + 1) {
       // Sequences are dense, so a jump past the cursor is retention loss.
