@@ -2,8 +2,9 @@
 // connection, parsed by Boost.Beast's request parser with the server's limits,
 // answered by the real WebhookHandler (verify, decode, append) over an
 // in-memory EventLog and a FakeClock. Like the server (ingress/http_server.cc,
-// not linked here: it is the network loop), a connection carries pipelined
-// requests until one is not keep-alive or fails to parse.
+// not linked here: it is the network loop), header then body, refusing
+// transfer codings other than plain chunked, and a connection carries
+// pipelined requests until one is not keep-alive or is refused.
 //
 // To get past the HMAC, a request whose Stripe-Signature is exactly
 // "fuzz-sign" is given a correct signature of its body at the fake clock's
@@ -228,26 +229,43 @@ void CheckConnection(absl::string_view input) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHeaderBytes);
     parser.body_limit(kMaxBodyBytes);
-    parser.eager(true);
     beast::error_code ec;
     size_t consumed = 0;
-    while (!parser.is_done()) {
-      const size_t used =
-          parser.put(boost::asio::buffer(input.data() + consumed, input.size() - consumed), ec);
-      consumed += used;
-      if (ec == http::error::need_more && used > 0 && consumed < input.size()) {
-        ec = {};
-        continue;
+    // Feeds the rest of the input until `done` or an error; need_more means
+    // the input ran out.
+    auto feed = [&](auto done) {
+      while (!done()) {
+        const size_t used =
+            parser.put(boost::asio::buffer(input.data() + consumed, input.size() - consumed), ec);
+        consumed += used;
+        if (ec == http::error::need_more) {
+          if (used == 0 || consumed == input.size()) return;
+          ec = {};
+          continue;
+        }
+        if (ec || used == 0) return;
       }
-      break;
+    };
+    // Header first, then the server's transfer-coding check, then the body.
+    feed([&] { return parser.is_header_done(); });
+    if (!ec) {
+      const auto& header = parser.get();
+      if (auto te = header.find(http::field::transfer_encoding);
+          te != header.end() && !(parser.chunked() && beast::iequals(te->value(), "chunked"))) {
+        ec = http::error::bad_transfer_encoding;
+      }
+    }
+    if (!ec) {
+      parser.eager(true);
+      feed([&] { return parser.is_done(); });
     }
     if (ec == http::error::need_more) {
-      // The connection ends inside a request: the server closes it (a
-      // request that never completes times out the same way).
+      // The connection ends inside a request: the server answers 400
+      // (partial message) and closes; a request that stops arriving times
+      // out instead, without an answer.
       ec = {};
       parser.put_eof(ec);
-      if (!ec) Check(parser.is_done(), "put_eof completes or fails the request");
-      if (consumed == 0 && !parser.got_some()) return;
+      Check(ec || parser.is_done(), "put_eof completes or fails the request");
     }
     input.remove_prefix(consumed);
 
@@ -272,8 +290,8 @@ void CheckConnection(absl::string_view input) {
     const bool keep_alive = req.keep_alive();
     HttpServerRequest request = ToHandlerRequest(req);
     if (request.stripe_signature == std::string(kSignPlaceholder)) {
-      request.stripe_signature = MakeStripeSignatureHeader({std::string(kSecret)}, kNowUnix,
-                                                           request.body);
+      request.stripe_signature =
+          MakeStripeSignatureHeader({std::string(kSecret)}, kNowUnix, request.body);
     }
     body_sent = request.body;
     int answers = 0;

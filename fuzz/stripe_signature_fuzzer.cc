@@ -87,8 +87,7 @@ void CheckRawVerify(absl::string_view text) {
     header = text.substr(0, nl);
     body = text.substr(nl + 1);
   }
-  SignatureVerifier::Result result =
-      verifier.Verify(header, body, absl::FromUnixSeconds(kNowUnix));
+  SignatureVerifier::Result result = verifier.Verify(header, body, absl::FromUnixSeconds(kNowUnix));
   if (result.ok()) {
     Check(IsConfiguredSecret(verifier, result.secret), "an accepted request names its secret");
     return;
