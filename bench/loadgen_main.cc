@@ -304,6 +304,28 @@ Usage Between(const UsageMark& a, const UsageMark& b) {
   return {b.target - a.target, b.self - a.self};
 }
 
+// One HTTP load run with the server's CPU marked at the start and end of the
+// measured window and its peak RSS sampled throughout.
+struct MeasuredLoad {
+  HttpLoadResult result;
+  UsageMark start, stop;
+  int64_t rss_peak_kib = 0;
+};
+
+MeasuredLoad RunMeasuredHttpLoad(const HttpLoadOptions& options, pid_t pid) {
+  MeasuredLoad measured;
+  RssSampler rss(pid, absl::Milliseconds(100));
+  std::thread load([&] { measured.result = RunHttpLoad(options); });
+  // Waits for the edges of the measured window (the run's schedule).
+  SleepUntilNs(options.measure_from_ns);
+  measured.start = Mark(pid);
+  SleepUntilNs(options.stop_ns);
+  measured.stop = Mark(pid);
+  load.join();
+  measured.rss_peak_kib = rss.peak_kib();
+  return measured;
+}
+
 std::string ServerJson(const Target& target, const Usage& usage, double seconds, uint64_t units,
                        int64_t rss_idle, int64_t rss_peak) {
   const double cpu = absl::ToDoubleSeconds(usage.target_cpu);
@@ -381,19 +403,11 @@ absl::Status RunIngest(const Common& common, JsonObject* out) {
   options.send_times = &send_times;
   if (subscribers != nullptr) subscribers->SetWindow(options.measure_from_ns, options.stop_ns);
 
-  HttpLoadResult result;
-  UsageMark start_mark, stop_mark;
-  int64_t rss_peak = 0;
-  {
-    RssSampler rss(target.pid, absl::Milliseconds(100));
-    std::thread load([&] { result = RunHttpLoad(options); });
-    SleepUntilNs(options.measure_from_ns);
-    start_mark = Mark(target.pid);
-    SleepUntilNs(options.stop_ns);
-    stop_mark = Mark(target.pid);
-    load.join();
-    rss_peak = rss.peak_kib();
-  }
+  const MeasuredLoad measured = RunMeasuredHttpLoad(options, target.pid);
+  const HttpLoadResult& result = measured.result;
+  const UsageMark& start_mark = measured.start;
+  const UsageMark& stop_mark = measured.stop;
+  const int64_t rss_peak = measured.rss_peak_kib;
   const double seconds = absl::ToDoubleSeconds(duration);
   out->Raw("http", HttpJson(options, result, seconds, pool, *factory));
   if (subscribers != nullptr) {
@@ -568,19 +582,11 @@ absl::Status RunBacklog(const Common& common, JsonObject* out) {
   options.requests = &pool;
   options.send_times = &send_times;
   subscribers.SetWindow(options.measure_from_ns, options.stop_ns);
-  HttpLoadResult result;
-  int64_t rss_peak = 0;
-  UsageMark a, b;
-  {
-    RssSampler rss(target.pid, absl::Milliseconds(100));
-    std::thread load([&] { result = RunHttpLoad(options); });
-    SleepUntilNs(options.measure_from_ns);
-    a = Mark(target.pid);
-    SleepUntilNs(options.stop_ns);
-    b = Mark(target.pid);
-    load.join();
-    rss_peak = rss.peak_kib();
-  }
+  const MeasuredLoad measured = RunMeasuredHttpLoad(options, target.pid);
+  const HttpLoadResult& result = measured.result;
+  const UsageMark& a = measured.start;
+  const UsageMark& b = measured.stop;
+  const int64_t rss_peak = measured.rss_peak_kib;
   const double seconds = absl::ToDoubleSeconds(duration);
   out->Raw("http", HttpJson(options, result, seconds, pool, *factory));
   out->Raw("subscribers", SubscribersJson(subscribers.Totals(), seconds));
