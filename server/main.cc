@@ -171,6 +171,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<sidestream::Server>> server = sidestream::Server::Start(options);
@@ -187,7 +188,14 @@ int main(int argc, char** argv) {
   LOG_INFO("sidestream ", SIDESTREAM_VERSION, " serving; Ctrl-C or SIGTERM to stop");
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  // SIGHUP re-reads what can change without a restart (see Server::Reload);
+  // SIGINT or SIGTERM starts the graceful shutdown.
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    LOG_INFO("received SIGHUP, reloading");
+    if (absl::Status s = (*server)->Reload(); !s.ok()) {
+      LOG_ERROR("reload failed, still running with the previous settings: ", s.message());
+    }
+  }
   LOG_INFO("received ", sig == SIGTERM ? "SIGTERM" : "SIGINT",
            ", shutting down (a second signal exits at once)");
   std::thread second([&signals] {

@@ -35,6 +35,7 @@ class Server::Impl {
 
   absl::Status Start();
   void Shutdown(absl::Duration grace);
+  absl::Status Reload();
 
   const ServerOptions options_;
   const absl::Time start_time_ = Clock::Real()->Now();
@@ -197,6 +198,12 @@ void Server::Impl::Shutdown(absl::Duration grace) {
   http_.reset();
 }
 
+absl::Status Server::Impl::Reload() {
+  // Filled in by the reloadable parts (secrets, certificates, tokens,
+  // allow-list); each validates everything before swapping anything.
+  return absl::OkStatus();
+}
+
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() { impl_->Shutdown(absl::Seconds(1)); }
@@ -215,5 +222,7 @@ std::string Server::grpc_address() const { return impl_->grpc_address_; }
 std::string Server::log_epoch() const { return impl_->log_->Info().epoch; }
 
 void Server::Shutdown(absl::Duration grace) { impl_->Shutdown(grace); }
+
+absl::Status Server::Reload() { return impl_->Reload(); }
 
 }  // namespace sidestream

@@ -33,6 +33,10 @@ class Server {
   // pending appends and closes. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  // Re-reads the files that may change while running (SIGHUP). On an error
+  // nothing changes and the previous settings stay in force.
+  absl::Status Reload();
+
   class Impl;
 
  private:

@@ -146,6 +146,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto it = req.find(http::field::content_type); it != req.end()) {
       request.content_type = std::string(it->value());
     }
+    if (auto it = req.find(http::field::authorization); it != req.end()) {
+      request.authorization = std::string(it->value());
+    }
     request.body = std::move(req.body());
     request.peer = peer_;
     const bool keep_alive = req.keep_alive();

@@ -31,6 +31,7 @@ struct HttpServerRequest {
   std::string target;  // "/webhook?x=1"
   std::optional<std::string> stripe_signature;
   std::optional<std::string> content_type;
+  std::optional<std::string> authorization;
   std::string body;
   std::string peer;  // "127.0.0.1:53211"
 };
