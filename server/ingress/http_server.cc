@@ -2,19 +2,30 @@
 // of the server sees HttpServer through a Beast-free header.
 #include "server/ingress/http_server.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <type_traits>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
 
 #include "server/common/logging.h"
+#include "server/security/tls_files.h"
 
 namespace sidestream {
 namespace {
@@ -34,20 +45,98 @@ std::string FormatEndpoint(const tcp::endpoint& endpoint) {
                                     : absl::StrCat(host, ":", endpoint.port());
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// A server context for `options`' certificate and key: TLS 1.2 minimum, no
+// compression, no renegotiation. The description of the certificate goes to
+// `description`.
+absl::StatusOr<std::shared_ptr<net::ssl::context>> MakeTlsContext(
+    const HttpServerOptions& options, std::string* description) {
+  absl::StatusOr<std::string> checked =
+      CheckCertificateAndKey(options.tls_cert_file, options.tls_key_file, "http_tls");
+  if (!checked.ok()) return checked.status();
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                   net::ssl::context::no_tlsv1_1 | net::ssl::context::no_compression);
+  SSL_CTX* native = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  beast::error_code ec;
+  ctx->use_certificate_chain_file(options.tls_cert_file, ec);
+  if (!ec) ctx->use_private_key_file(options.tls_key_file, net::ssl::context::pem, ec);
+  if (!ec && SSL_CTX_check_private_key(native) != 1) {
+    return absl::InvalidArgumentError("the TLS key does not match the certificate");
+  }
+  if (ec) {
+    // The files changed between the check and the load (a rotation in
+    // progress); the next attempt sees the finished state.
+    return absl::UnavailableError(absl::StrCat("cannot load ", options.tls_cert_file, " / ",
+                                               options.tls_key_file, ": ", ec.message()));
+  }
+  *description = *std::move(checked);
+  return ctx;
+}
+
+// One connection. `Stream` is beast::tcp_stream (plain HTTP) or TlsStream;
+// the plain path compiles without any TLS code.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
+  // Plain HTTP.
   Session(tcp::socket socket, const HttpServerOptions& options, HttpHandler* handler)
       : stream_(std::move(socket)), options_(options), handler_(handler) {
-    beast::error_code ec;
-    tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
-    peer_ = ec ? "unknown" : FormatEndpoint(remote);
+    SetPeer();
+  }
+  // HTTPS: `ctx` stays alive as long as the connection.
+  Session(tcp::socket socket, std::shared_ptr<net::ssl::context> ctx,
+          const HttpServerOptions& options, HttpHandler* handler,
+          std::atomic<uint64_t>* handshake_failures)
+      : ctx_(std::move(ctx)),
+        stream_(std::move(socket), *ctx_),
+        options_(options),
+        handler_(handler),
+        handshake_failures_(handshake_failures) {
+    SetPeer();
   }
 
   void Run() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->AwaitRequest(); });
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->Handshake();
+      } else {
+        self->AwaitRequest();
+      }
+    });
   }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void SetPeer() {
+    beast::error_code ec;
+    tcp::endpoint remote = lowest().socket().remote_endpoint(ec);
+    peer_ = ec ? "unknown" : FormatEndpoint(remote);
+  }
+
+  void Handshake() {
+    lowest().expires_after(ToChrono(options_.tls_handshake_timeout));
+    stream_.async_handshake(net::ssl::stream_base::server,
+                            [self = shared_from_this()](beast::error_code ec) {
+                              if (ec) {
+                                self->handshake_failures_->fetch_add(1, std::memory_order_relaxed);
+                                LOG_DEBUG("tls handshake failed: peer=", self->peer_, " ",
+                                          ec.message());
+                                return self->Close();
+                              }
+                              self->AwaitRequest();
+                            });
+  }
+
   // Waits for the first byte of the next request under the idle timeout;
   // bytes already buffered (pipelining) start the next request at once.
   void AwaitRequest() {
@@ -55,7 +144,7 @@ class Session : public std::enable_shared_from_this<Session> {
       ReadRequest();
       return;
     }
-    stream_.expires_after(ToChrono(options_.idle_timeout));
+    lowest().expires_after(ToChrono(options_.idle_timeout));
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               if (ec) return self->Close();
@@ -68,7 +157,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(options_.max_header_bytes);
     parser_->body_limit(options_.max_body_bytes);
-    stream_.expires_after(ToChrono(options_.request_timeout));
+    lowest().expires_after(ToChrono(options_.request_timeout));
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
                               if (ec) return self->OnRead(ec);
@@ -114,7 +203,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRead(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == net::error::operation_aborted || ec == net::error::connection_reset ||
-        ec == net::error::eof) {
+        ec == net::error::eof || ec == net::ssl::error::stream_truncated) {
       return Close();
     }
     if (ec == http::error::body_limit) {
@@ -149,6 +238,17 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto it = req.find(http::field::authorization); it != req.end()) {
       request.authorization = std::string(it->value());
     }
+    if (!options_.proxy_header.empty()) {
+      auto [first, last] = req.equal_range(options_.proxy_header);
+      for (auto it = first; it != last; ++it) {
+        if (!request.proxy_header_value.has_value()) {
+          request.proxy_header_value.emplace();
+        } else {
+          request.proxy_header_value->push_back(',');
+        }
+        request.proxy_header_value->append(it->value().data(), it->value().size());
+      }
+    }
     request.body = std::move(req.body());
     request.peer = peer_;
     const bool keep_alive = req.keep_alive();
@@ -172,7 +272,7 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.body() = std::move(response.body);
     response_.keep_alive(keep_alive);
     response_.prepare_payload();
-    stream_.expires_after(ToChrono(options_.write_timeout));
+    lowest().expires_after(ToChrono(options_.write_timeout));
     http::async_write(stream_, response_,
                       [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                         self->response_ = {};
@@ -181,15 +281,19 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
+  // Without a TLS close_notify: every response is length-delimited, so a
+  // client cannot mistake a cut connection for a complete response.
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().close();
   }
 
-  beast::tcp_stream stream_;
+  const std::shared_ptr<net::ssl::context> ctx_;  // before stream_, which uses it
+  Stream stream_;
   const HttpServerOptions& options_;
   HttpHandler* const handler_;
+  std::atomic<uint64_t>* const handshake_failures_ = nullptr;
   std::string peer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -200,11 +304,22 @@ class Session : public std::enable_shared_from_this<Session> {
 class BeastHttpServer final : public HttpServer {
  public:
   BeastHttpServer(const HttpServerOptions& options, HttpHandler* handler)
-      : options_(options), handler_(handler), ioc_(options.threads), acceptor_(ioc_) {}
+      : options_(options),
+        handler_(handler),
+        ioc_(options.threads),
+        acceptor_(ioc_),
+        reload_timer_(ioc_) {}
 
   ~BeastHttpServer() override { Stop(); }
 
+  bool tls() const { return !options_.tls_cert_file.empty(); }
+
   absl::Status Listen() {
+    if (tls()) {
+      absl::StatusOr<std::string> loaded = ReloadTls();
+      if (!loaded.ok()) return loaded.status();
+      if (options_.tls_reload_interval > absl::ZeroDuration()) WatchTlsFiles();
+    }
     beast::error_code ec;
     net::ip::address address = net::ip::make_address(options_.host, ec);
     if (ec) {
@@ -230,6 +345,23 @@ class BeastHttpServer final : public HttpServer {
 
   std::string address() const override { return address_; }
 
+  absl::StatusOr<std::string> ReloadTls() override {
+    if (!tls()) return std::string();
+    absl::MutexLock lock(&tls_mu_);
+    // Stamped before loading: a failed attempt is retried only when the
+    // files change again, not on every poll.
+    tls_stamp_ = FileStamp();
+    std::string description;
+    absl::StatusOr<std::shared_ptr<net::ssl::context>> ctx = MakeTlsContext(options_, &description);
+    if (!ctx.ok()) return ctx.status();
+    tls_ctx_ = *std::move(ctx);
+    return description;
+  }
+
+  uint64_t tls_handshake_failures() const override {
+    return handshake_failures_.load(std::memory_order_relaxed);
+  }
+
   void Stop() override {
     if (stopped_.exchange(true)) return;
     ioc_.stop();
@@ -248,7 +380,19 @@ class BeastHttpServer final : public HttpServer {
           if (!ec) {
             beast::error_code opt_ec;
             socket.set_option(tcp::no_delay(true), opt_ec);
-            std::make_shared<Session>(std::move(socket), options_, handler_)->Run();
+            if (tls()) {
+              std::shared_ptr<net::ssl::context> ctx;
+              {
+                absl::MutexLock lock(&tls_mu_);
+                ctx = tls_ctx_;
+              }
+              std::make_shared<Session<TlsStream>>(std::move(socket), std::move(ctx), options_,
+                                                   handler_, &handshake_failures_)
+                  ->Run();
+            } else {
+              std::make_shared<Session<beast::tcp_stream>>(std::move(socket), options_, handler_)
+                  ->Run();
+            }
           } else {
             LOG_WARNING("http accept failed: ", ec.message());
           }
@@ -256,10 +400,56 @@ class BeastHttpServer final : public HttpServer {
         });
   }
 
+  // Identity of the certificate and key files as last seen: modification
+  // time, size and inode of each (a rename-into-place changes the inode).
+  std::string FileStamp() const {
+    std::string stamp;
+    for (const std::string* path : {&options_.tls_cert_file, &options_.tls_key_file}) {
+      struct stat st;
+      if (stat(path->c_str(), &st) != 0) {
+        absl::StrAppend(&stamp, "missing;");
+        continue;
+      }
+      absl::StrAppend(&stamp, st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, "/", st.st_size, "/",
+                      st.st_ino, ";");
+    }
+    return stamp;
+  }
+
+  // Polls the files every tls_reload_interval on the event loop and reloads
+  // when they changed.
+  void WatchTlsFiles() {
+    reload_timer_.expires_after(ToChrono(options_.tls_reload_interval));
+    reload_timer_.async_wait([this](beast::error_code ec) {
+      if (ec) return;  // cancelled: stopping
+      bool changed;
+      {
+        absl::MutexLock lock(&tls_mu_);
+        changed = FileStamp() != tls_stamp_;
+      }
+      if (changed) {
+        absl::StatusOr<std::string> loaded = ReloadTls();
+        if (loaded.ok()) {
+          LOG_INFO("https: certificate files changed, now serving ", *loaded);
+        } else {
+          LOG_ERROR("https: certificate files changed but cannot be used, keeping the previous "
+                    "certificate: ",
+                    loaded.status().message());
+        }
+      }
+      WatchTlsFiles();
+    });
+  }
+
   const HttpServerOptions options_;
   HttpHandler* const handler_;
   net::io_context ioc_;
   tcp::acceptor acceptor_;
+  net::steady_timer reload_timer_;
+  absl::Mutex tls_mu_;
+  std::shared_ptr<net::ssl::context> tls_ctx_ ABSL_GUARDED_BY(tls_mu_);
+  std::string tls_stamp_ ABSL_GUARDED_BY(tls_mu_);
+  std::atomic<uint64_t> handshake_failures_{0};
   std::string address_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopped_{false};

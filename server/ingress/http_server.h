@@ -7,6 +7,12 @@
 // answered in order), limits on header and body size, an idle timeout while
 // waiting for a request, a request timeout for receiving it once it started
 // (a client trickling headers is cut off), a write timeout.
+//
+// TLS (optional): TLS 1.2 and 1.3 only, a handshake timeout, certificate and
+// key re-read on ReloadTls() and, when `tls_reload_interval` is set, when the
+// files change. A new certificate applies to new connections; open ones keep
+// the one they started with. A failed handshake closes that connection
+// (logged at debug level and counted), nothing else.
 #ifndef SIDESTREAM_SERVER_INGRESS_HTTP_SERVER_H_
 #define SIDESTREAM_SERVER_INGRESS_HTTP_SERVER_H_
 
@@ -32,6 +38,9 @@ struct HttpServerRequest {
   std::optional<std::string> stripe_signature;
   std::optional<std::string> content_type;
   std::optional<std::string> authorization;
+  // The header named by HttpServerOptions::proxy_header, every occurrence
+  // joined by ","; unset when absent or when no header is configured.
+  std::optional<std::string> proxy_header_value;
   std::string body;
   std::string peer;  // "127.0.0.1:53211"
 };
@@ -72,6 +81,17 @@ struct HttpServerOptions {
   absl::Duration request_timeout = absl::Seconds(10);
   // How long writing a response may take.
   absl::Duration write_timeout = absl::Seconds(10);
+  // A request header to hand to the handler as `proxy_header_value`
+  // (such as "X-Forwarded-For"); empty: none.
+  std::string proxy_header;
+  // HTTPS when both are set: PEM certificate chain and private key.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // How long a TLS handshake may take.
+  absl::Duration tls_handshake_timeout = absl::Seconds(10);
+  // How often the certificate and key files are checked for changes (by
+  // modification time and size); zero: only on ReloadTls().
+  absl::Duration tls_reload_interval = absl::ZeroDuration();
 };
 
 class HttpServer {
@@ -88,6 +108,14 @@ class HttpServer {
   // Stops accepting, closes connections, joins the threads. Responses that
   // arrive later are dropped. Idempotent.
   virtual void Stop() = 0;
+
+  // Re-reads the certificate and key files (when TLS is on; OK otherwise).
+  // On an error the previous certificate stays in use. Returns a
+  // description of the certificate now in use, or "" without TLS.
+  virtual absl::StatusOr<std::string> ReloadTls() = 0;
+  // TLS handshakes that failed (wrong protocol version, no shared cipher,
+  // a client that does not trust the certificate, plain HTTP, a timeout).
+  virtual uint64_t tls_handshake_failures() const = 0;
 
  protected:
   HttpServer() = default;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
 
+#include "server/rpc/call_auth.h"
 #include "server/rpc/status_util.h"
 #include "server/rpc/wire.h"
 
@@ -108,12 +109,17 @@ absl::StatusOr<Subscription::Start> ResolveStart(const LogInfo& info, uint64_t h
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* EventsService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_buffer) {
+  absl::StatusOr<std::shared_ptr<const Token>> token = AuthenticateCall(*authorizer_, *context);
+  if (!token.ok()) return new FailedStream(ToGrpcStatus(token.status()));
   v1::SubscribeRequest request;
   if (absl::Status s = ParseBuffer(*request_buffer, &request); !s.ok()) {
     return new FailedStream(ToGrpcStatus(s));
   }
   absl::StatusOr<EventFilter> filter = EventFilter::Create(request.filter());
   if (!filter.ok()) return new FailedStream(ToGrpcStatus(filter.status()));
+  if (absl::Status s = (*token)->CheckFilter(request.filter()); !s.ok()) {
+    return new FailedStream(ToGrpcStatus(s));
+  }
   absl::StatusOr<Subscription::Start> start = ResolveStart(
       env_.log->Info(), env_.hub->head(),
       request.start_case() == v1::SubscribeRequest::kAfterSequence, request.after_sequence(),
@@ -133,15 +139,26 @@ grpc::ServerUnaryReactor* EventsService::GetEvent(grpc::CallbackServerContext* c
                                                   const v1::GetEventRequest* request,
                                                   v1::GetEventResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::shared_ptr<const Token>> token = AuthenticateCall(*authorizer_, *context);
+  if (!token.ok()) {
+    reactor->Finish(ToGrpcStatus(token.status()));
+    return reactor;
+  }
   if (request->id().empty()) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is required"));
     return reactor;
   }
-  env_.readers->Submit([this, reactor, request, response] {
+  env_.readers->Submit([this, reactor, request, response, token = *std::move(token)] {
     absl::StatusOr<EventRecordPtr> record =
         env_.log->Get(request->id(), request->include_raw_json());
     if (!record.ok()) {
       reactor->Finish(ToGrpcStatus(record.status()));
+      return;
+    }
+    // Outside the token's scope reads exactly like an id that is not stored.
+    if (!token->Covers((*record)->type, (*record)->account, (*record)->livemode)) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                   absl::StrCat("no event with id ", request->id(), " is stored")));
       return;
     }
     absl::StatusOr<v1::Event> event = RecordToEvent(**record, request->include_raw_json());
@@ -160,10 +177,13 @@ grpc::ServerUnaryReactor* EventsService::ListEvents(grpc::CallbackServerContext*
                                                     v1::ListEventsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status = [&]() -> absl::Status {
+    absl::StatusOr<std::shared_ptr<const Token>> token = AuthenticateCall(*authorizer_, *context);
+    if (!token.ok()) return token.status();
     if (request->page_size() < 0) {
       return absl::InvalidArgumentError("page_size must not be negative");
     }
-    return EventFilter::Create(request->filter()).status();
+    if (absl::Status s = EventFilter::Create(request->filter()).status(); !s.ok()) return s;
+    return (*token)->CheckFilter(request->filter());
   }();
   if (!status.ok()) {
     reactor->Finish(ToGrpcStatus(status));

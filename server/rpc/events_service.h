@@ -8,6 +8,7 @@
 #define SIDESTREAM_SERVER_RPC_EVENTS_SERVICE_H_
 
 #include "server/rpc/subscription.h"
+#include "server/security/tokens.h"
 #include "sidestream/v1/events_service.grpc.pb.h"
 
 namespace sidestream {
@@ -24,11 +25,17 @@ absl::StatusOr<Subscription::Start> ResolveStart(const LogInfo& info, uint64_t h
                                                  v1::StartPosition default_position,
                                                  absl::string_view log_epoch);
 
+// Every method first authenticates the call (UNAUTHENTICATED), then checks
+// the request against the token's scope: a Subscribe or ListEvents filter
+// beyond it is PERMISSION_DENIED; GetEvent of an event outside it is
+// NOT_FOUND, exactly as for an id that is not stored, so a scoped token
+// cannot learn which other events exist.
 class EventsService final
     : public v1::Events::WithRawCallbackMethod_Subscribe<v1::Events::CallbackService> {
  public:
-  EventsService(SubscriptionEnv env, SubscriptionRegistry* registry)
-      : env_(env), registry_(registry) {}
+  // `authorizer` is not owned and must outlive the service.
+  EventsService(SubscriptionEnv env, SubscriptionRegistry* registry, const Authorizer* authorizer)
+      : env_(env), registry_(registry), authorizer_(authorizer) {}
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
                                                         const grpc::ByteBuffer* request) override;
@@ -42,6 +49,7 @@ class EventsService final
  private:
   const SubscriptionEnv env_;
   SubscriptionRegistry* const registry_;
+  const Authorizer* const authorizer_;
 };
 
 }  // namespace sidestream
