@@ -376,6 +376,13 @@ def check_dockerfile(check, args, flags, docker):
         runtime_packages.update(apt_packages(argument))
     binaries = [os.path.join(args.bin_dir, t) for t in built]
     needed = runtime_library_packages([b for b in binaries if os.path.exists(b)])
+    # Sanitizer builds (scripts/sanitize) load the compiler's runtimes, which
+    # the image's Release build does not.
+    instrumented = {p for p, libs in needed.items()
+                    if any(re.match(r"lib(a|l|t|ub|hwa)san\.so", lib) for lib in libs)}
+    if instrumented:
+        check.note(f"instrumented build: ignoring {sorted(instrumented)}")
+        needed = {p: libs for p, libs in needed.items() if p not in instrumented}
     for package, libraries in sorted(needed.items()):
         if package not in runtime_packages and package not in BASE_IMAGE_PACKAGES:
             check.error(f"Dockerfile: the runtime stage lacks {package} "
