@@ -53,7 +53,7 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 absl::StatusOr<std::shared_ptr<net::ssl::context>> MakeTlsContext(
     const HttpServerOptions& options, std::string* description) {
   absl::StatusOr<std::string> checked =
-      CheckCertificateAndKey(options.tls_cert_file, options.tls_key_file, "http_tls");
+      CheckCertificateAndKey(options.tls_cert_file, options.tls_key_file, options.tls_flag_prefix);
   if (!checked.ok()) return checked.status();
   auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
   ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |

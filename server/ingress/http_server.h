@@ -87,6 +87,8 @@ struct HttpServerOptions {
   // HTTPS when both are set: PEM certificate chain and private key.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Names the flags in errors: "--<prefix>_cert_file".
+  std::string tls_flag_prefix = "http_tls";
   // How long a TLS handshake may take.
   absl::Duration tls_handshake_timeout = absl::Seconds(10);
   // How often the certificate and key files are checked for changes (by
