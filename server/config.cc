@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -166,18 +167,99 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (options.data_dir.empty()) {
     return absl::InvalidArgumentError("--data_dir must not be empty");
   }
-  for (const auto& [flag, address] :
-       {std::pair<const char*, const ListenAddress*>{"http_listen", &options.http},
-        {"grpc_listen", &options.grpc}}) {
-    if (!IsLoopbackHost(address->host) && !options.allow_insecure_remote) {
+  for (const auto& [prefix, tls] :
+       {std::pair<const char*, const TlsFiles*>{"http_tls", &options.http_tls},
+        {"grpc_tls", &options.grpc_tls},
+        {"admin_tls", &options.admin_tls}}) {
+    if (tls->cert_file.empty() != tls->key_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", prefix, "_cert_file and --", prefix, "_key_file must be set together (TLS needs "
+          "both the certificate chain and its private key)"));
+    }
+  }
+  if (!options.grpc_tls_client_ca_file.empty() && !options.grpc_tls.enabled()) {
+    return absl::InvalidArgumentError(
+        "--grpc_tls_client_ca_file requires --grpc_tls_cert_file and --grpc_tls_key_file "
+        "(client certificates are checked only over TLS)");
+  }
+  if (options.tls_reload_interval < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--tls_reload_interval must be at least 1s");
+  }
+  if (!options.trusted_proxy_header.empty()) {
+    const std::string& h = options.trusted_proxy_header;
+    if (!std::all_of(h.begin(), h.end(),
+                     [](char c) { return absl::ascii_isalnum(c) || c == '-' || c == '_'; })) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--trusted_proxy_header=", h, " is not a header name (such as X-Forwarded-For)"));
+    }
+    if (options.trusted_proxies.empty()) {
+      return absl::InvalidArgumentError(
+          "--trusted_proxy_header needs --trusted_proxies (the networks of the proxies whose "
+          "header is believed); otherwise any client could claim any address");
+    }
+    if (options.webhook_allowed_ips_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--trusted_proxy_header only matters with --webhook_allowed_ips_file; set both or "
+          "neither");
+    }
+  } else if (!options.trusted_proxies.empty()) {
+    return absl::InvalidArgumentError(
+        "--trusted_proxies needs --trusted_proxy_header (the header those proxies set, such as "
+        "X-Forwarded-For)");
+  }
+  // Webhooks may arrive in clear text from anywhere: each one is
+  // authenticated by its signature, and TLS often ends at the ingress.
+  // gRPC and admin serve data: remote only with TLS or tokens.
+  const bool tokens = !options.grpc_tokens_file.empty();
+  for (const auto& [flag, address, tls] :
+       {std::tuple<const char*, const ListenAddress*, bool>{"grpc_listen", &options.grpc,
+                                                             options.grpc_tls.enabled()},
+        {"admin_listen", &options.admin, options.admin_tls.enabled()}}) {
+    if (!IsLoopbackHost(address->host) && !tls && !tokens && !options.allow_insecure_remote) {
       return absl::FailedPreconditionError(absl::StrCat(
           "--", flag, " listens on ", address->host,
-          ", which is not loopback, and TLS is not configured: events and signing would cross "
-          "the network in clear text. Listen on 127.0.0.1 (behind a TLS-terminating proxy) or "
+          ", which is not loopback, with neither TLS nor access tokens: anyone who can reach it "
+          "could read every event. Configure TLS (--",
+          absl::string_view(flag).substr(0, absl::string_view(flag).find('_')),
+          "_tls_cert_file and _key_file) and/or --grpc_tokens_file, listen on 127.0.0.1, or "
           "pass --allow_insecure_remote to accept the risk."));
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> SecurityWarnings(const ServerOptions& options) {
+  std::vector<std::string> warnings;
+  const bool tokens = !options.grpc_tokens_file.empty();
+  if (!IsLoopbackHost(options.http.host) && !options.http_tls.enabled()) {
+    warnings.push_back(absl::StrCat(
+        "webhooks are received in clear text on ", options.http.host,
+        " (not loopback); fine behind a TLS-terminating ingress, since every webhook is "
+        "signature-checked, otherwise set --http_tls_cert_file and --http_tls_key_file"));
+  }
+  for (const auto& [flag, address, tls] :
+       {std::tuple<const char*, const ListenAddress*, bool>{"grpc_listen", &options.grpc,
+                                                             options.grpc_tls.enabled()},
+        {"admin_listen", &options.admin, options.admin_tls.enabled()}}) {
+    if (IsLoopbackHost(address->host)) continue;
+    if (!tls && !tokens) {
+      warnings.push_back(absl::StrCat(
+          "--allow_insecure_remote: --", flag, " listens on ", address->host,
+          " with neither TLS nor access tokens; anyone who can reach it can read every event"));
+    } else if (!tls) {
+      warnings.push_back(absl::StrCat("--", flag, " listens on ", address->host,
+                                      " without TLS: access tokens cross the network in clear "
+                                      "text"));
+    }
+  }
+  if (!IsLoopbackHost(options.grpc.host) && options.grpc_tls.enabled() && !tokens &&
+      options.grpc_tls_client_ca_file.empty()) {
+    warnings.push_back(absl::StrCat(
+        "--grpc_listen listens on ", options.grpc.host,
+        " with TLS but neither client certificates nor access tokens: any client that can "
+        "reach it can read every event (set --grpc_tls_client_ca_file or --grpc_tokens_file)"));
+  }
+  return warnings;
 }
 
 }  // namespace sidestream

@@ -366,22 +366,38 @@ TEST(ValidateServerOptionsTest, RetentionBelow72HoursNeedsOptIn) {
   });
 }
 
-TEST(ValidateServerOptionsTest, NonLoopbackNeedsOptIn) {
-  ExpectInvalid(
-      [](ServerOptions& o) {
-        o.http = {"0.0.0.0", 8080};
-      },
-      absl::StatusCode::kFailedPrecondition, "--http_listen");
-  ExpectInvalid(
-      [](ServerOptions& o) {
-        o.grpc = {"10.0.0.5", 50051};
-      },
-      absl::StatusCode::kFailedPrecondition, "--grpc_listen");
-  ExpectInvalid(
-      [](ServerOptions& o) {
-        o.grpc = {"::", 50051};
-      },
-      absl::StatusCode::kFailedPrecondition, "--allow_insecure_remote");
+TEST(ValidateServerOptionsTest, NonLoopbackWebhooksAreAllowedWithAWarning) {
+  ExpectValid([](ServerOptions& o) { o.http = {"0.0.0.0", 8080}; });
+  ServerOptions o = ValidOptions();
+  o.http = {"0.0.0.0", 8080};
+  std::vector<std::string> warnings = SecurityWarnings(o);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("clear text on 0.0.0.0"));
+  o.http_tls = {"cert.pem", "key.pem"};
+  EXPECT_TRUE(SecurityWarnings(o).empty());
+}
+
+TEST(ValidateServerOptionsTest, NonLoopbackGrpcOrAdminNeedsTlsOrTokensOrOptIn) {
+  ExpectInvalid([](ServerOptions& o) { o.grpc = {"10.0.0.5", 50051}; },
+                absl::StatusCode::kFailedPrecondition, "--grpc_listen");
+  ExpectInvalid([](ServerOptions& o) { o.admin = {"0.0.0.0", 9090}; },
+                absl::StatusCode::kFailedPrecondition, "--admin_listen");
+  ExpectInvalid([](ServerOptions& o) { o.grpc = {"::", 50051}; },
+                absl::StatusCode::kFailedPrecondition, "--allow_insecure_remote");
+  // TLS on the listener, or tokens, or the explicit opt-out.
+  ExpectValid([](ServerOptions& o) {
+    o.grpc = {"::", 50051};
+    o.grpc_tls = {"cert.pem", "key.pem"};
+  });
+  ExpectValid([](ServerOptions& o) {
+    o.grpc = {"::", 50051};
+    o.admin = {"0.0.0.0", 9090};
+    o.grpc_tokens_file = "tokens";
+  });
+  ExpectValid([](ServerOptions& o) {
+    o.admin = {"0.0.0.0", 9090};
+    o.admin_tls = {"cert.pem", "key.pem"};
+  });
   ExpectValid([](ServerOptions& o) {
     o.http = {"0.0.0.0", 8080};
     o.grpc = {"::", 50051};
@@ -390,6 +406,75 @@ TEST(ValidateServerOptionsTest, NonLoopbackNeedsOptIn) {
   ExpectValid([](ServerOptions& o) {
     o.http = {"::1", 0};
     o.grpc = {"127.0.0.2", 0};
+  });
+  // TLS on the other listener does not count.
+  ExpectInvalid(
+      [](ServerOptions& o) {
+        o.grpc = {"10.0.0.5", 50051};
+        o.http_tls = {"cert.pem", "key.pem"};
+        o.admin_tls = {"cert.pem", "key.pem"};
+      },
+      absl::StatusCode::kFailedPrecondition, "--grpc_listen");
+}
+
+TEST(ValidateServerOptionsTest, InsecureRemoteAndTokensWithoutTlsAreWarnedAbout) {
+  ServerOptions o = ValidOptions();
+  o.grpc = {"10.0.0.5", 50051};
+  o.allow_insecure_remote = true;
+  std::vector<std::string> warnings = SecurityWarnings(o);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("--allow_insecure_remote"));
+  o.grpc_tokens_file = "tokens";
+  warnings = SecurityWarnings(o);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("tokens cross the network in clear text"));
+  o.grpc_tokens_file.clear();
+  o.grpc_tls = {"cert.pem", "key.pem"};
+  warnings = SecurityWarnings(o);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("neither client certificates nor access tokens"));
+  o.grpc_tls_client_ca_file = "ca.pem";
+  EXPECT_TRUE(SecurityWarnings(o).empty());
+}
+
+TEST(ValidateServerOptionsTest, TlsFilesComeInPairs) {
+  for (const char* prefix : {"http_tls", "grpc_tls", "admin_tls"}) {
+    SCOPED_TRACE(prefix);
+    ExpectInvalid(
+        [prefix](ServerOptions& o) {
+          TlsFiles* tls = absl::string_view(prefix) == "http_tls"   ? &o.http_tls
+                          : absl::string_view(prefix) == "grpc_tls" ? &o.grpc_tls
+                                                                    : &o.admin_tls;
+          tls->cert_file = "cert.pem";
+        },
+        absl::StatusCode::kInvalidArgument, absl::StrCat("--", prefix, "_key_file"));
+  }
+  ExpectInvalid([](ServerOptions& o) { o.grpc_tls_client_ca_file = "ca.pem"; },
+                absl::StatusCode::kInvalidArgument, "--grpc_tls_client_ca_file requires");
+}
+
+TEST(ValidateServerOptionsTest, ProxyHeaderNeedsTrustedProxiesAndAnAllowList) {
+  ExpectInvalid([](ServerOptions& o) { o.trusted_proxy_header = "X-Forwarded-For"; },
+                absl::StatusCode::kInvalidArgument, "needs --trusted_proxies");
+  ExpectInvalid(
+      [](ServerOptions& o) {
+        o.trusted_proxy_header = "X-Forwarded-For";
+        o.trusted_proxies = "10.0.0.0/8";
+      },
+      absl::StatusCode::kInvalidArgument, "--webhook_allowed_ips_file");
+  ExpectInvalid([](ServerOptions& o) { o.trusted_proxies = "10.0.0.0/8"; },
+                absl::StatusCode::kInvalidArgument, "needs --trusted_proxy_header");
+  ExpectInvalid(
+      [](ServerOptions& o) {
+        o.trusted_proxy_header = "X-Forwarded-For: evil";
+        o.trusted_proxies = "10.0.0.0/8";
+        o.webhook_allowed_ips_file = "ips";
+      },
+      absl::StatusCode::kInvalidArgument, "is not a header name");
+  ExpectValid([](ServerOptions& o) {
+    o.trusted_proxy_header = "X-Forwarded-For";
+    o.trusted_proxies = "10.0.0.0/8";
+    o.webhook_allowed_ips_file = "ips";
   });
 }
 

@@ -5,11 +5,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <thread>
+#include <vector>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
@@ -18,6 +22,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -30,6 +35,12 @@ ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
           "by default: put a TLS-terminating proxy or ingress in front.");
 ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051",
           "Address of the gRPC API (Events, Admin, health, reflection), HOST:PORT.");
+ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9090",
+          "Address of the admin HTTP listener, HOST:PORT: /healthz (liveness), /readyz "
+          "(readiness) and /metrics (Prometheus). Keep it off the webhook port.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(20),
+          "On SIGTERM or SIGINT, how long in-flight webhooks and gRPC calls may take to finish "
+          "before the process exits. A second signal exits at once.");
 ABSL_FLAG(std::string, data_dir, "data",
           "Directory of the embedded event log (created if missing).");
 ABSL_FLAG(std::string, webhook_path, "/webhook", "HTTP path that accepts Stripe webhooks.");
@@ -54,7 +65,40 @@ ABSL_FLAG(absl::Duration, http_request_timeout, absl::Seconds(10),
           "How long a request may take to arrive once it started (a client trickling headers "
           "or body is cut off).");
 ABSL_FLAG(bool, allow_insecure_remote, false,
-          "Permit listening on a non-loopback address without TLS.");
+          "Permit a non-loopback --grpc_listen or --admin_listen with neither TLS nor "
+          "--grpc_tokens_file (a warning is logged). Anyone who can reach it can read events.");
+ABSL_FLAG(std::string, http_tls_cert_file, "",
+          "PEM certificate chain for the webhook listener; with --http_tls_key_file it serves "
+          "HTTPS (TLS 1.2+). Re-read on SIGHUP and when the file changes.");
+ABSL_FLAG(std::string, http_tls_key_file, "", "PEM private key of --http_tls_cert_file.");
+ABSL_FLAG(std::string, grpc_tls_cert_file, "",
+          "PEM certificate chain for the gRPC listener; with --grpc_tls_key_file it serves TLS. "
+          "Re-read when the file changes (within --tls_reload_interval).");
+ABSL_FLAG(std::string, grpc_tls_key_file, "", "PEM private key of --grpc_tls_cert_file.");
+ABSL_FLAG(std::string, grpc_tls_client_ca_file, "",
+          "PEM CA certificates; when set, gRPC clients must present a certificate signed by one "
+          "of them (mutual TLS).");
+ABSL_FLAG(std::string, admin_tls_cert_file, "",
+          "PEM certificate chain for the admin listener; with --admin_tls_key_file it serves "
+          "HTTPS.");
+ABSL_FLAG(std::string, admin_tls_key_file, "", "PEM private key of --admin_tls_cert_file.");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(10),
+          "How often certificate files are checked for changes (SIGHUP also reloads the HTTPS "
+          "listeners at once).");
+ABSL_FLAG(std::string, grpc_tokens_file, "",
+          "File of gRPC access tokens with their scopes, one per line: name=... token=... "
+          "[admin=true] [accounts=acct_1,platform] [types=invoice.*] [livemode=live|test|any]. "
+          "Re-read on SIGHUP. Unset: open access (loopback only).");
+ABSL_FLAG(std::string, webhook_allowed_ips_file, "",
+          "File of addresses/CIDR networks (one per line) allowed to POST webhooks; others get "
+          "403. Re-read on SIGHUP. Unset: any source (signatures are still checked).");
+ABSL_FLAG(std::string, trusted_proxies, "",
+          "Comma list of CIDR networks of reverse proxies whose --trusted_proxy_header is "
+          "believed.");
+ABSL_FLAG(std::string, trusted_proxy_header, "",
+          "Header naming the client address, such as X-Forwarded-For, read only from "
+          "--trusted_proxies peers (the right-most address not itself a trusted proxy). Empty: "
+          "the TCP peer is the client.");
 ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(5),
           "Longest silence on a Subscribe stream: a checkpoint (head sequence) is sent when no "
           "event matched for this long.");
@@ -65,31 +109,65 @@ ABSL_FLAG(uint64_t, hub_window_bytes, 64ull << 20, "Byte limit of the in-memory 
 ABSL_FLAG(int, reader_threads, 2,
           "Threads for log reads (catching-up subscribers, GetEvent, ListEvents).");
 ABSL_FLAG(std::string, log_level, "info", "Least severe log level: debug, info, warning, error.");
+ABSL_FLAG(std::string, log_format, "json",
+          "Log line format on stderr: json (one object per line), logfmt, or text.");
 
 namespace {
 
-constexpr const char* kEnvFlags[] = {
-    "http_listen",          "grpc_listen",          "data_dir",         "webhook_path",
-    "webhook_secrets_file", "signature_tolerance",  "retention",        "allow_short_retention",
-    "log_max_bytes",        "max_body_bytes",       "http_threads",     "allow_insecure_remote",
-    "checkpoint_interval",  "hub_window_events",    "hub_window_bytes", "reader_threads",
-    "http_idle_timeout",    "http_request_timeout", "log_level"};
+// The server's own flags (those defined in this file), sorted by name.
+// Every one of them can also be set as SIDESTREAM_<NAME> in the environment.
+std::vector<absl::CommandLineFlag*> ServerFlags() {
+  std::vector<absl::CommandLineFlag*> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::EndsWith(flag->Filename(), "server/main.cc")) flags.push_back(flag);
+  }
+  std::sort(flags.begin(), flags.end(),
+            [](const auto* a, const auto* b) { return a->Name() < b->Name(); });
+  return flags;
+}
+
+std::string EnvName(absl::string_view flag) {
+  return absl::StrCat("SIDESTREAM_", absl::AsciiStrToUpper(flag));
+}
 
 // Applies SIDESTREAM_<FLAG> environment variables; the command line, parsed
 // afterwards, overrides them.
 bool ApplyEnvironment() {
-  for (const char* name : kEnvFlags) {
-    const std::string var = absl::StrCat("SIDESTREAM_", absl::AsciiStrToUpper(name));
+  for (absl::CommandLineFlag* flag : ServerFlags()) {
+    const std::string var = EnvName(flag->Name());
     const char* value = std::getenv(var.c_str());
     if (value == nullptr) continue;
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     std::string error;
-    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+    if (!flag->ParseFrom(value, &error)) {
       std::fprintf(stderr, "sidestream: invalid %s=%s: %s\n", var.c_str(), value, error.c_str());
       return false;
     }
   }
   return true;
+}
+
+// --help: every flag with its environment variable, default and meaning.
+// (Abseil's own --helpfull also lists the libraries' flags.)
+void PrintHelp() {
+  std::cout << absl::ProgramUsageMessage() << "\n\nFlags (environment variable, default):\n";
+  for (const absl::CommandLineFlag* flag : ServerFlags()) {
+    std::string def = flag->DefaultValue();
+    if (flag->IsOfType<std::string>()) def = absl::StrCat("\"", def, "\"");
+    std::cout << "  --" << flag->Name() << "  (" << EnvName(flag->Name()) << ", default " << def
+              << ")\n      " << absl::StrReplaceAll(flag->Help(), {{"\n", "\n      "}}) << "\n";
+  }
+  std::cout << "\nAlso: --version, --helpfull (every flag, including libraries').\n"
+               "Signals: SIGTERM/SIGINT shut down gracefully (a second one exits at once); "
+               "SIGHUP reloads the files that can change while running.\n";
+}
+
+bool WantsHelp(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-help" || arg == "-h" || arg == "--help=true") return true;
+  }
+  return false;
 }
 
 int Fail(absl::string_view what, const absl::Status& status) {
@@ -115,27 +193,33 @@ int main(int argc, char** argv) {
   // of the fan-out stage's instructions (docs/performance.md). Our locking is
   // checked by the tests and sanitizer runs instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  if (WantsHelp(argc, argv)) {
+    PrintHelp();
+    return 0;
+  }
   if (!ApplyEnvironment()) return 2;
   absl::ParseCommandLine(argc, argv);
 
-  const std::string level = absl::AsciiStrToLower(absl::GetFlag(FLAGS_log_level));
-  if (level == "debug") {
-    sidestream::SetMinLogLevel(sidestream::LogLevel::kDebug);
-  } else if (level == "info") {
-    sidestream::SetMinLogLevel(sidestream::LogLevel::kInfo);
-  } else if (level == "warning" || level == "warn") {
-    sidestream::SetMinLogLevel(sidestream::LogLevel::kWarning);
-  } else if (level == "error") {
-    sidestream::SetMinLogLevel(sidestream::LogLevel::kError);
-  } else {
+  const std::optional<sidestream::LogLevel> level =
+      sidestream::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!level.has_value()) {
     std::cerr << "sidestream: --log_level must be debug, info, warning or error\n";
     return 2;
   }
+  sidestream::SetMinLogLevel(*level);
+  const std::optional<sidestream::LogFormat> format =
+      sidestream::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!format.has_value()) {
+    std::cerr << "sidestream: --log_format must be json, logfmt or text\n";
+    return 2;
+  }
+  sidestream::SetLogFormat(*format);
 
   sidestream::ServerOptions options;
   for (auto [flag, value, target] :
        {std::tuple{"http_listen", absl::GetFlag(FLAGS_http_listen), &options.http},
-        std::tuple{"grpc_listen", absl::GetFlag(FLAGS_grpc_listen), &options.grpc}}) {
+        std::tuple{"grpc_listen", absl::GetFlag(FLAGS_grpc_listen), &options.grpc},
+        std::tuple{"admin_listen", absl::GetFlag(FLAGS_admin_listen), &options.admin}}) {
     absl::StatusOr<sidestream::ListenAddress> address = sidestream::ParseListenAddress(flag, value);
     if (!address.ok()) return Fail("bad configuration", address.status());
     *target = *address;
@@ -151,10 +235,23 @@ int main(int argc, char** argv) {
   options.http_idle_timeout = absl::GetFlag(FLAGS_http_idle_timeout);
   options.http_request_timeout = absl::GetFlag(FLAGS_http_request_timeout);
   options.allow_insecure_remote = absl::GetFlag(FLAGS_allow_insecure_remote);
+  options.http_tls = {absl::GetFlag(FLAGS_http_tls_cert_file),
+                      absl::GetFlag(FLAGS_http_tls_key_file)};
+  options.grpc_tls = {absl::GetFlag(FLAGS_grpc_tls_cert_file),
+                      absl::GetFlag(FLAGS_grpc_tls_key_file)};
+  options.grpc_tls_client_ca_file = absl::GetFlag(FLAGS_grpc_tls_client_ca_file);
+  options.admin_tls = {absl::GetFlag(FLAGS_admin_tls_cert_file),
+                       absl::GetFlag(FLAGS_admin_tls_key_file)};
+  options.tls_reload_interval = absl::GetFlag(FLAGS_tls_reload_interval);
+  options.grpc_tokens_file = absl::GetFlag(FLAGS_grpc_tokens_file);
+  options.webhook_allowed_ips_file = absl::GetFlag(FLAGS_webhook_allowed_ips_file);
+  options.trusted_proxies = absl::GetFlag(FLAGS_trusted_proxies);
+  options.trusted_proxy_header = absl::GetFlag(FLAGS_trusted_proxy_header);
   options.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
   options.hub_max_events = absl::GetFlag(FLAGS_hub_window_events);
   options.hub_max_bytes = absl::GetFlag(FLAGS_hub_window_bytes);
   options.reader_threads = absl::GetFlag(FLAGS_reader_threads);
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
 
   std::optional<std::string> env_secrets;
   if (const char* v = std::getenv("SIDESTREAM_WEBHOOK_SECRETS")) env_secrets = v;
@@ -164,6 +261,7 @@ int main(int argc, char** argv) {
   for (const std::string& w : warnings) LOG_WARNING("webhook secrets: ", w);
   if (!secrets.ok()) return Fail("bad configuration", secrets.status());
   options.secrets = *std::move(secrets);
+  options.webhook_secrets_file = absl::GetFlag(FLAGS_webhook_secrets_file);
 
   // Signals are taken by sigwait below; every thread started from here on
   // inherits the blocked mask.
@@ -182,10 +280,15 @@ int main(int argc, char** argv) {
     absl::StrAppend(&labels, labels.empty() ? "" : ",", s.label);
   // One line with the real addresses, for people and for scripts and tests.
   std::cout << "sidestream ready http=" << (*server)->http_address()
-            << " grpc=" << (*server)->grpc_address() << " webhook=http://"
+            << " grpc=" << (*server)->grpc_address() << " admin=" << (*server)->admin_address()
+            << (options.http_tls.enabled() ? " webhook=https://" : " webhook=http://")
             << (*server)->http_address() << options.webhook_path << " data_dir=" << options.data_dir
             << " epoch=" << (*server)->log_epoch() << " secrets=" << labels << std::endl;
-  LOG_INFO("sidestream ", SIDESTREAM_VERSION, " serving; Ctrl-C or SIGTERM to stop");
+  LOG_FIELDS(kInfo, "serving; SIGTERM or Ctrl-C to stop, SIGHUP to reload",
+             {"version", SIDESTREAM_VERSION}, {"http", (*server)->http_address()},
+             {"grpc", (*server)->grpc_address()}, {"admin", (*server)->admin_address()},
+             {"data_dir", options.data_dir}, {"epoch", (*server)->log_epoch()},
+             {"secrets", labels});
 
   int sig = 0;
   // SIGHUP re-reads what can change without a restart (see Server::Reload);
@@ -196,16 +299,28 @@ int main(int argc, char** argv) {
       LOG_ERROR("reload failed, still running with the previous settings: ", s.message());
     }
   }
-  LOG_INFO("received ", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-           ", shutting down (a second signal exits at once)");
-  std::thread second([&signals] {
-    int again = 0;
-    sigwait(&signals, &again);
-    std::_Exit(130);
+  const absl::Duration grace = options.shutdown_grace;
+  LOG_FIELDS(kInfo, "shutting down gracefully; a second signal exits at once",
+             {"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+             {"grace", absl::FormatDuration(grace)});
+  // A second SIGTERM/SIGINT exits at once; if the shutdown itself hangs past
+  // the grace period (plus time to close the log), the process exits anyway.
+  std::thread guard([&signals, grace] {
+    sigset_t stop = signals;
+    sigdelset(&stop, SIGHUP);
+    const timespec timeout = absl::ToTimespec(grace + absl::Seconds(10));
+    const int again = sigtimedwait(&stop, nullptr, &timeout);
+    if (again > 0) {
+      LOG_WARNING("second signal: exiting at once");
+      std::_Exit(130);
+    }
+    LOG_ERROR("shutdown took longer than the grace period; exiting");
+    std::_Exit(1);
   });
-  second.detach();
-  (*server)->Shutdown(absl::Seconds(10));
+  guard.detach();
+  const absl::Time start = absl::Now();
+  (*server)->Shutdown(grace);
   server->reset();
-  LOG_INFO("stopped");
+  LOG_FIELDS(kInfo, "stopped", {"took", absl::FormatDuration(absl::Now() - start)});
   return 0;
 }

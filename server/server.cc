@@ -15,9 +15,12 @@
 #include "server/ingress/ingress_stats.h"
 #include "server/ingress/webhook_handler.h"
 #include "server/log/sqlite_event_log.h"
+#include "server/ops/admin_http.h"
+#include "server/ops/stats.h"
 #include "server/rpc/admin_service.h"
 #include "server/rpc/events_service.h"
 #include "server/rpc/subscription.h"
+#include "server/security/server_security.h"
 
 namespace sidestream {
 
@@ -45,14 +48,28 @@ class Server::Impl {
   std::unique_ptr<WorkQueue> readers_;
   std::unique_ptr<WorkQueue> pumps_;
   std::unique_ptr<SubscriptionRegistry> registry_;
+  // File-based security settings; replaced by Reload.
+  absl::Mutex reload_mu_;
+  SecurityFiles security_ ABSL_GUARDED_BY(reload_mu_);
+  std::unique_ptr<Authorizer> authorizer_;
   IngressStats stats_;
+  DeliveryCounters delivery_;
   std::unique_ptr<EventsService> events_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_;
   std::string grpc_address_;
   std::unique_ptr<WebhookHandler> webhook_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<AdminHttpHandler> admin_handler_;
+  std::unique_ptr<HttpServer> admin_http_;
   bool shut_down_ = false;
+  std::atomic<bool> draining_{false};
+
+  // Ready = not shutting down and the log can store events. (The listeners
+  // are up: the admin listener, which answers /readyz, starts last.)
+  Readiness GetReadiness() const;
+  StatsSources Sources();
+  void SetHealth(bool serving);
 
   // Readiness follows the log: while it cannot store, health reports
   // NOT_SERVING (webhooks get 503 meanwhile, so Stripe retries).
@@ -62,6 +79,33 @@ class Server::Impl {
   std::thread watcher_;
 };
 
+Readiness Server::Impl::GetReadiness() const {
+  if (draining_.load()) return {false, "shutting down"};
+  const LogInfo info = log_->Info();
+  if (!info.writable) {
+    return {false, absl::StrCat("the event log cannot store events: ", info.last_error)};
+  }
+  return {};
+}
+
+StatsSources Server::Impl::Sources() {
+  StatsSources sources;
+  sources.ingress = &stats_;
+  sources.log = log_.get();
+  sources.registry = registry_.get();
+  sources.delivery = &delivery_;
+  sources.start_time = start_time_;
+  sources.readiness = [this] { return GetReadiness(); };
+  return sources;
+}
+
+void Server::Impl::SetHealth(bool serving) {
+  grpc::HealthCheckServiceInterface* health = grpc_->GetHealthCheckService();
+  for (const char* service : {"", "sidestream.v1.Events", "sidestream.v1.Admin"}) {
+    health->SetServingStatus(service, serving);
+  }
+}
+
 void Server::Impl::WatchReadiness() {
   bool serving = true;
   absl::MutexLock lock(&watch_mu_);
@@ -69,23 +113,33 @@ void Server::Impl::WatchReadiness() {
     // A periodic check, not synchronisation: wakes early only to stop.
     watch_mu_.AwaitWithTimeout(absl::Condition(&watch_stop_), kTick);
     if (watch_stop_) break;
-    const LogInfo info = log_->Info();
-    if (info.writable == serving) continue;
-    serving = info.writable;
+    const Readiness readiness = GetReadiness();
+    if (readiness.ready == serving) continue;
+    serving = readiness.ready;
     if (serving) {
       LOG_INFO("ready again: the event log is writable");
     } else {
-      LOG_ERROR("not ready: the event log cannot store events (", info.last_error,
-                "); webhooks get 503 until it can");
+      LOG_FIELDS(kError, "not ready; webhooks get 503 until the log can store again",
+                 {"reason", readiness.reason});
     }
-    grpc::HealthCheckServiceInterface* health = grpc_->GetHealthCheckService();
-    health->SetServingStatus("", serving);
-    health->SetServingStatus("sidestream.v1.Events", serving);
+    SetHealth(serving);
   }
 }
 
 absl::Status Server::Impl::Start() {
   if (absl::Status s = ValidateServerOptions(options_); !s.ok()) return s;
+  for (const std::string& warning : SecurityWarnings(options_)) LOG_WARNING("security: ", warning);
+  absl::StatusOr<SecurityFiles> security = LoadSecurityFiles(options_, options_.secrets);
+  if (!security.ok()) return security.status();
+  {
+    absl::MutexLock lock(&reload_mu_);
+    security_ = *security;
+  }
+  authorizer_ = std::make_unique<Authorizer>(security->tokens);
+  if (security->tokens != nullptr) {
+    LOG_INFO("grpc access tokens: ", security->tokens->tokens().size(), " loaded from ",
+             options_.grpc_tokens_file);
+  }
   absl::StatusOr<SignatureVerifier> verifier =
       SignatureVerifier::Create(options_.secrets, options_.signature_tolerance);
   if (!verifier.ok()) return verifier.status();
@@ -113,10 +167,10 @@ absl::Status Server::Impl::Start() {
   env.hub = hub_.get();
   env.readers = readers_.get();
   env.pumps = pumps_.get();
+  env.counters = &delivery_;
   env.checkpoint_interval = std::max(options_.checkpoint_interval - kTick, kTick);
-  events_service_ = std::make_unique<EventsService>(env, registry_.get());
-  admin_service_ =
-      std::make_unique<AdminService>(log_.get(), &stats_, registry_.get(), start_time_);
+  events_service_ = std::make_unique<EventsService>(env, registry_.get(), authorizer_.get());
+  admin_service_ = std::make_unique<AdminService>(Sources(), authorizer_.get());
 
   // Reflection serves descriptors from the generated pool; touching the
   // health descriptor links it in, so `grpcurl describe grpc.health.v1.Health`
@@ -130,7 +184,7 @@ absl::Status Server::Impl::Start() {
                                     ? absl::StrCat("[", options_.grpc.host, "]")
                                     : options_.grpc.host;
   builder.AddListeningPort(absl::StrCat(grpc_host, ":", options_.grpc.port),
-                           grpc::InsecureServerCredentials(), &grpc_port);
+                           GrpcServerCredentials(options_), &grpc_port);
   builder.RegisterService(events_service_.get());
   builder.RegisterService(admin_service_.get());
   grpc_ = builder.BuildAndStart();
@@ -140,14 +194,13 @@ absl::Status Server::Impl::Start() {
                                                " (address in use or not available)"));
   }
   grpc_address_ = absl::StrCat(grpc_host, ":", grpc_port);
-  grpc::HealthCheckServiceInterface* health = grpc_->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus("sidestream.v1.Events", true);
-  health->SetServingStatus("sidestream.v1.Admin", true);
+  SetHealth(true);
   watcher_ = std::thread([this] { WatchReadiness(); });
 
   webhook_ = std::make_unique<WebhookHandler>(WebhookHandlerOptions{options_.webhook_path},
                                               verifier_.get(), log_.get(), &stats_, Clock::Real());
+  webhook_->SetVerifier(security->verifier);
+  webhook_->SetSourcePolicy(security->source_policy);
   HttpServerOptions http_options;
   http_options.host = options_.http.host;
   http_options.port = options_.http.port;
@@ -155,16 +208,58 @@ absl::Status Server::Impl::Start() {
   http_options.max_body_bytes = options_.max_body_bytes;
   http_options.idle_timeout = options_.http_idle_timeout;
   http_options.request_timeout = options_.http_request_timeout;
+  http_options.tls_cert_file = options_.http_tls.cert_file;
+  http_options.tls_key_file = options_.http_tls.key_file;
+  http_options.tls_reload_interval = options_.tls_reload_interval;
+  http_options.proxy_header = options_.trusted_proxy_header;
   absl::StatusOr<std::unique_ptr<HttpServer>> http =
       HttpServer::Start(http_options, webhook_.get());
   if (!http.ok()) return http.status();
   http_ = *std::move(http);
+
+  // Last, so that /readyz answers only once every listener is up.
+  admin_handler_ = std::make_unique<AdminHttpHandler>(
+      Sources(), [authorizer = authorizer_.get()](const std::optional<std::string>& header) {
+        std::optional<absl::string_view> value;
+        if (header.has_value()) value = *header;
+        return authorizer->Authenticate(value).ok();
+      });
+  HttpServerOptions admin_options;
+  admin_options.host = options_.admin.host;
+  admin_options.port = options_.admin.port;
+  admin_options.tls_cert_file = options_.admin_tls.cert_file;
+  admin_options.tls_key_file = options_.admin_tls.key_file;
+  admin_options.tls_flag_prefix = "admin_tls";
+  admin_options.tls_reload_interval = options_.tls_reload_interval;
+  admin_options.max_body_bytes = 4096;
+  absl::StatusOr<std::unique_ptr<HttpServer>> admin =
+      HttpServer::Start(admin_options, admin_handler_.get());
+  if (!admin.ok()) {
+    return absl::Status(admin.status().code(),
+                        absl::StrCat("admin listener (--admin_listen): ", admin.status().message()));
+  }
+  admin_http_ = *std::move(admin);
   return absl::OkStatus();
 }
 
 void Server::Impl::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  const absl::Time deadline = absl::Now() + grace;
+  // 1. Not ready: probes and health checks send traffic elsewhere; new
+  //    webhooks get 503 (Stripe retries them), and those already verified
+  //    are stored and answered.
+  draining_.store(true);
+  if (grpc_ != nullptr) SetHealth(false);
+  if (webhook_ != nullptr) {
+    webhook_->StartDraining();
+    if (webhook_->AwaitIdle(deadline)) {
+      LOG_INFO("shutdown: every accepted webhook is stored and answered");
+    } else {
+      LOG_WARNING("shutdown: grace period over with webhooks still waiting for the log; "
+                  "Stripe retries them");
+    }
+  }
   if (watcher_.joinable()) {
     {
       absl::MutexLock lock(&watch_mu_);
@@ -173,10 +268,11 @@ void Server::Impl::Shutdown(absl::Duration grace) {
     watcher_.join();
   }
   if (grpc_ != nullptr) grpc_->GetHealthCheckService()->Shutdown();
-  // 1. No new webhooks. Responses still owed are dropped; Stripe retries
-  //    them, and their events (if already appended) are deduplicated.
+  // 2. The webhook listener stops. A response still owed after the grace
+  //    period is dropped; Stripe retries it, and the event (if stored) is
+  //    deduplicated.
   if (http_ != nullptr) http_->Stop();
-  // 2. Streams end with UNAVAILABLE so clients resume elsewhere or later.
+  // 3. Streams end with UNAVAILABLE so clients resume elsewhere or later.
   LOG_INFO("shutdown: webhooks stopped; ending ", registry_ != nullptr ? registry_->size() : 0,
            " subscription(s)");
   if (registry_ != nullptr) {
@@ -184,24 +280,61 @@ void Server::Impl::Shutdown(absl::Duration grace) {
         grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; reconnect and resume"));
   }
   if (grpc_ != nullptr) {
-    grpc_->Shutdown(std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
+    grpc_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
     grpc_->Wait();
     LOG_INFO("shutdown: gRPC drained");
   }
-  // 3. Readers finish their tasks; then the log commits what is queued and
+  // 4. Readers finish their tasks; then the log commits what is queued and
   //    closes. Append callbacks may still post to the (stopped) HTTP event
   //    loop, which stays allocated until after the log is gone.
   pumps_.reset();
   readers_.reset();
   log_.reset();
   http_.reset();
+  // The admin listener goes last: probes see "not ready" until the end.
+  if (admin_http_ != nullptr) admin_http_->Stop();
+  admin_http_.reset();
 }
 
 absl::Status Server::Impl::Reload() {
-  // Filled in by the reloadable parts (secrets, certificates, tokens,
-  // allow-list); each validates everything before swapping anything.
-  return absl::OkStatus();
+  // Everything is loaded and validated first; only then is anything
+  // swapped. Secrets from the environment cannot change: they are kept.
+  absl::MutexLock lock(&reload_mu_);
+  std::vector<WebhookSecret> secrets = options_.secrets;
+  if (!options_.webhook_secrets_file.empty()) {
+    std::vector<std::string> warnings;
+    absl::StatusOr<std::vector<WebhookSecret>> fresh =
+        LoadWebhookSecrets(options_.webhook_secrets_file, std::nullopt, &warnings);
+    if (!fresh.ok()) return fresh.status();
+    for (const std::string& w : warnings) LOG_WARNING("webhook secrets: ", w);
+    secrets = *std::move(fresh);
+  }
+  absl::StatusOr<SecurityFiles> loaded = LoadSecurityFiles(options_, secrets);
+  if (!loaded.ok()) return loaded.status();
+  // The HTTPS listeners re-read their files themselves; they too keep the
+  // previous certificate on an error (reported, not fatal: the other
+  // settings are valid and already loaded).
+  absl::Status tls_status;
+  for (const auto& [name, listener] :
+       {std::pair<const char*, HttpServer*>{"webhook https", http_.get()},
+        {"admin https", admin_http_.get()}}) {
+    if (listener == nullptr) continue;
+    absl::StatusOr<std::string> cert = listener->ReloadTls();
+    if (!cert.ok()) {
+      tls_status.Update(absl::Status(
+          cert.status().code(), absl::StrCat(name, ": ", cert.status().message())));
+    } else if (!cert->empty()) {
+      LOG_INFO("reload: ", name, " certificate: ", *cert);
+    }
+  }
+  webhook_->SetVerifier(loaded->verifier);
+  webhook_->SetSourcePolicy(loaded->source_policy);
+  authorizer_->SetTokens(loaded->tokens);
+  for (const std::string& change : DescribeChanges(security_, *loaded)) {
+    LOG_INFO("reload: ", change);
+  }
+  security_ = *std::move(loaded);
+  return tls_status;
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -219,6 +352,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 
 std::string Server::http_address() const { return impl_->http_->address(); }
 std::string Server::grpc_address() const { return impl_->grpc_address_; }
+std::string Server::admin_address() const { return impl_->admin_http_->address(); }
 std::string Server::log_epoch() const { return impl_->log_->Info().epoch; }
 
 void Server::Shutdown(absl::Duration grace) { impl_->Shutdown(grace); }

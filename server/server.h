@@ -25,12 +25,15 @@ class Server {
   // Bound addresses, "HOST:PORT" with the real ports.
   std::string http_address() const;
   std::string grpc_address() const;
+  std::string admin_address() const;
   std::string log_epoch() const;
 
-  // Stops accepting webhooks and streams: health turns NOT_SERVING, HTTP
-  // stops, every Subscribe stream ends with UNAVAILABLE (clients reconnect
-  // and resume), gRPC drains for at most `grace`, then the log completes
-  // pending appends and closes. Idempotent.
+  // Graceful shutdown, within `grace`: readiness turns false (/readyz 503,
+  // gRPC health NOT_SERVING); new webhooks get 503 "shutting_down" (Stripe
+  // retries) while those already verified are stored and answered; every
+  // Subscribe stream ends with UNAVAILABLE (clients reconnect elsewhere and
+  // resume); gRPC drains; the log commits what is queued and closes; the
+  // listeners stop. Idempotent.
   void Shutdown(absl::Duration grace);
 
   // Re-reads the files that may change while running (SIGHUP). On an error

@@ -1,6 +1,7 @@
 #include "client/cli/json_output.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -85,6 +86,41 @@ absl::StatusOr<std::string> ToPrettyJson(const google::protobuf::Message& messag
   return json;
 }
 
+double HistogramQuantile(const v1::LatencyHistogram& histogram, double q) {
+  if (histogram.count() == 0) return 0;
+  const double rank = q * static_cast<double>(histogram.count());
+  double lower = 0, largest_finite = 0;
+  uint64_t below = 0;
+  for (const v1::LatencyBucket& bucket : histogram.buckets()) {
+    const double upper = bucket.upper_bound_seconds();
+    const uint64_t cumulative = bucket.cumulative_count();
+    if (static_cast<double>(cumulative) >= rank) {
+      if (std::isinf(upper)) return largest_finite;
+      const uint64_t in_bucket = cumulative - below;
+      if (in_bucket == 0) return upper;
+      return lower + (upper - lower) * (rank - static_cast<double>(below)) /
+                         static_cast<double>(in_bucket);
+    }
+    if (!std::isinf(upper)) largest_finite = upper;
+    lower = upper;
+    below = cumulative;
+  }
+  return largest_finite;
+}
+
+namespace {
+
+std::string FormatLatency(const v1::LatencyHistogram& histogram) {
+  if (histogram.count() == 0) return "no samples";
+  auto ms = [&](double q) {
+    return absl::StrFormat("%.3f ms", HistogramQuantile(histogram, q) * 1000);
+  };
+  return absl::StrCat("p50 ", ms(0.5), ", p99 ", ms(0.99), " (", histogram.count(),
+                      " samples, estimated from buckets)");
+}
+
+}  // namespace
+
 std::string FormatStatsTable(const v1::GetStatsResponse& stats, absl::Time now) {
   std::string out;
   absl::StrAppend(&out, "Sidestream ", stats.version().empty() ? "?" : stats.version());
@@ -93,6 +129,13 @@ std::string FormatStatsTable(const v1::GetStatsResponse& stats, absl::Time now) 
         absl::Trunc(now - ToAbslTime(stats.start_time()), absl::Seconds(1));
     absl::StrAppend(&out, ", started ", FormatTime(stats.start_time()), " (up ",
                     absl::FormatDuration(uptime), ")");
+  }
+  absl::StrAppend(&out, "\n", stats.ready() ? "ready" : "NOT READY (see /readyz)");
+  if (stats.has_process()) {
+    const v1::ProcessStats& p = stats.process();
+    absl::StrAppendFormat(&out, "; RSS %.1f MiB, CPU %.1f s, %d open files",
+                          static_cast<double>(p.resident_memory_bytes()) / (1 << 20),
+                          p.cpu_seconds(), p.open_fds());
   }
   absl::StrAppend(&out, "\n\nIngress\n");
   absl::StrAppendFormat(&out, "  %-12s %d\n", "accepted", stats.ingress().accepted());
@@ -108,6 +151,9 @@ std::string FormatStatsTable(const v1::GetStatsResponse& stats, absl::Time now) 
     absl::StrAppendFormat(&out, "  %-12s %-28s %d\n", "rejected", reason, count);
   }
 
+  absl::StrAppendFormat(&out, "  %-12s %s\n", "verify", FormatLatency(stats.ingress().verify_latency()));
+  absl::StrAppendFormat(&out, "  %-12s %s\n", "append", FormatLatency(stats.ingress().append_latency()));
+
   const v1::LogStats& log = stats.log();
   absl::StrAppend(&out, "\nLog",
                   log.backend().empty() ? "" : absl::StrCat(" (", log.backend(), ")"), "\n");
@@ -121,6 +167,20 @@ std::string FormatStatsTable(const v1::GetStatsResponse& stats, absl::Time now) 
   }
   absl::StrAppendFormat(&out, "  %-12s %d\n", "events", log.event_count());
   absl::StrAppendFormat(&out, "  %-12s %d\n", "bytes", log.event_bytes());
+  absl::StrAppendFormat(&out, "  %-12s %d\n", "trimmed", log.trimmed_events());
+  if (!log.writable() && stats.has_log()) {
+    absl::StrAppendFormat(&out, "  %-12s NO: %s\n", "writable", log.last_error());
+  }
+
+  const v1::DeliveryStats& delivery = stats.delivery();
+  absl::StrAppend(&out, "\nDelivery\n");
+  absl::StrAppendFormat(&out, "  %-12s %d sent, %d bytes, %d checkpoints\n", "events",
+                        delivery.events_sent(), delivery.bytes_sent(),
+                        delivery.checkpoints_sent());
+  absl::StrAppendFormat(&out, "  %-12s %d reads, %d events\n", "catch-up", delivery.log_reads(),
+                        delivery.log_read_events());
+  absl::StrAppendFormat(&out, "  %-12s %d opened since start\n", "streams",
+                        delivery.subscriptions_opened());
 
   absl::StrAppend(&out, "\nSubscriptions: ", stats.subscriptions_size(), "\n");
   if (stats.subscriptions_size() == 0) return out;

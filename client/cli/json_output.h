@@ -27,6 +27,12 @@ absl::StatusOr<std::string> ToPrettyJson(const google::protobuf::Message& messag
 // uptime.
 std::string FormatStatsTable(const v1::GetStatsResponse& stats, absl::Time now);
 
+// Estimated quantile (0 < q < 1) of a latency histogram, in seconds, by
+// linear interpolation inside the bucket where it falls, as Prometheus's
+// histogram_quantile does; 0 when empty; the largest finite bound when the
+// quantile falls in the +Inf bucket.
+double HistogramQuantile(const v1::LatencyHistogram& histogram, double q);
+
 }  // namespace sidestream::cli
 
 #endif  // SIDESTREAM_CLIENT_CLI_JSON_OUTPUT_H_

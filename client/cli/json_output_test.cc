@@ -1,6 +1,9 @@
 #include "client/cli/json_output.h"
 
+#include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -71,6 +74,43 @@ TEST(FormatStatsTableTest, ShowsCountersLogAndSubscriptions) {
   EXPECT_THAT(table, HasSubstr("ipv4:127.0.0.1:53211"));
   EXPECT_THAT(table, HasSubstr("catching-up"));
   EXPECT_THAT(table, HasSubstr("types=payout.* origin=connect"));
+}
+
+TEST(FormatStatsTableTest, ShowsReadinessLatencyDeliveryAndProcess) {
+  v1::GetStatsResponse stats;
+  stats.set_ready(true);
+  stats.mutable_process()->set_resident_memory_bytes(21 << 20);
+  v1::LatencyHistogram* append = stats.mutable_ingress()->mutable_append_latency();
+  append->set_count(100);
+  for (auto [bound, cumulative] : std::vector<std::pair<double, uint64_t>>{
+           {0.001, 0}, {0.0025, 100}, {std::numeric_limits<double>::infinity(), 100}}) {
+    v1::LatencyBucket* bucket = append->add_buckets();
+    bucket->set_upper_bound_seconds(bound);
+    bucket->set_cumulative_count(cumulative);
+  }
+  stats.mutable_delivery()->set_events_sent(42);
+  stats.mutable_log()->set_writable(true);
+  const std::string table = FormatStatsTable(stats, absl::UnixEpoch());
+  EXPECT_THAT(table, HasSubstr("ready; RSS 21.0 MiB"));
+  EXPECT_THAT(table, HasSubstr("append       p50 1.750 ms, p99 2.485 ms (100 samples"));
+  EXPECT_THAT(table, HasSubstr("verify       no samples"));
+  EXPECT_THAT(table, HasSubstr("events       42 sent"));
+}
+
+TEST(HistogramQuantileTest, InterpolatesInsideTheBucketLikePrometheus) {
+  v1::LatencyHistogram h;
+  EXPECT_EQ(HistogramQuantile(h, 0.5), 0);
+  h.set_count(10);
+  for (auto [bound, cumulative] : std::vector<std::pair<double, uint64_t>>{
+           {0.001, 5}, {0.01, 8}, {std::numeric_limits<double>::infinity(), 10}}) {
+    v1::LatencyBucket* bucket = h.add_buckets();
+    bucket->set_upper_bound_seconds(bound);
+    bucket->set_cumulative_count(cumulative);
+  }
+  EXPECT_NEAR(HistogramQuantile(h, 0.5), 0.001, 1e-12);          // top of the first bucket
+  EXPECT_NEAR(HistogramQuantile(h, 0.2), 0.0004, 1e-12);         // 2 of 5 in [0, 1 ms]
+  EXPECT_NEAR(HistogramQuantile(h, 0.65), 0.001 + 0.009 * 0.5, 1e-12);
+  EXPECT_EQ(HistogramQuantile(h, 0.99), 0.01);  // in +Inf: the largest finite bound
 }
 
 TEST(FormatStatsTableTest, EmptyServer) {

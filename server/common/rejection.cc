@@ -30,12 +30,18 @@ absl::string_view RejectReasonName(RejectReason reason) {
       return "body_too_large";
     case RejectReason::kStoreUnavailable:
       return "store_unavailable";
+    case RejectReason::kShuttingDown:
+      return "shutting_down";
+    case RejectReason::kSourceNotAllowed:
+      return "source_not_allowed";
   }
   return "unknown";
 }
 
 int RejectReasonHttpStatus(RejectReason reason) {
   switch (reason) {
+    case RejectReason::kSourceNotAllowed:
+      return 403;
     case RejectReason::kNotFound:
       return 404;
     case RejectReason::kMethodNotAllowed:
@@ -45,6 +51,7 @@ int RejectReasonHttpStatus(RejectReason reason) {
     case RejectReason::kUnsupportedMediaType:
       return 415;
     case RejectReason::kStoreUnavailable:
+    case RejectReason::kShuttingDown:
       return 503;
     default:
       return 400;

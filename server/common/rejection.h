@@ -26,6 +26,8 @@ enum class RejectReason {
   kUnsupportedMediaType,  // a Content-Type other than application/json
   kBodyTooLarge,          // body above --max_body_bytes
   kStoreUnavailable,      // the log could not store the event now (503, Stripe retries)
+  kShuttingDown,          // the server is draining for shutdown (503, Stripe retries)
+  kSourceNotAllowed,      // source address not in --webhook_allowed_ips_file (403)
 };
 
 // The reason as it appears on the wire and in counters: "missing_signature",
@@ -33,7 +35,8 @@ enum class RejectReason {
 absl::string_view RejectReasonName(RejectReason reason);
 
 // The HTTP status for a reason: 400 for signature and body problems, 404,
-// 405, 413, 415, 503.
+// 403 (source not allowed), 405, 413, 415, 503 (store unavailable, shutting
+// down).
 int RejectReasonHttpStatus(RejectReason reason);
 
 // Every reason, for counters and tests.
@@ -51,6 +54,8 @@ inline constexpr RejectReason kAllRejectReasons[] = {
     RejectReason::kUnsupportedMediaType,
     RejectReason::kBodyTooLarge,
     RejectReason::kStoreUnavailable,
+    RejectReason::kShuttingDown,
+    RejectReason::kSourceNotAllowed,
 };
 
 // A refusal with a short human-readable detail ("timestamp 1492774577 is

@@ -1,4 +1,5 @@
-// Webhook counters by outcome. Lock-free; read by Admin.GetStats.
+// Webhook counters by outcome and latency histograms. Lock-free; read by
+// Admin.GetStats and /metrics.
 #ifndef SIDESTREAM_SERVER_INGRESS_INGRESS_STATS_H_
 #define SIDESTREAM_SERVER_INGRESS_INGRESS_STATS_H_
 
@@ -7,10 +8,14 @@
 #include <cstdint>
 #include <iterator>
 
+#include "server/common/metrics.h"
 #include "server/common/rejection.h"
 #include "sidestream/v1/admin_service.pb.h"
 
 namespace sidestream {
+
+// `snapshot` in the API's form (buckets with their bounds).
+void LatencyHistogramProto(const LatencyHistogram::Snapshot& snapshot, v1::LatencyHistogram* out);
 
 class IngressStats {
  public:
@@ -19,6 +24,10 @@ class IngressStats {
   void CountRejected(RejectReason reason) {
     rejections_[static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
   }
+
+  // Time to check a Stripe-Signature, and from append to durable.
+  void ObserveVerify(absl::Duration latency) { verify_latency_.Observe(latency); }
+  void ObserveAppend(absl::Duration latency) { append_latency_.Observe(latency); }
 
   uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
   uint64_t duplicates() const { return duplicates_.load(std::memory_order_relaxed); }
@@ -34,6 +43,8 @@ class IngressStats {
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> duplicates_{0};
   std::array<std::atomic<uint64_t>, std::size(kAllRejectReasons)> rejections_{};
+  LatencyHistogram verify_latency_;
+  LatencyHistogram append_latency_;
 };
 
 }  // namespace sidestream

@@ -20,39 +20,6 @@ bool IsJsonMediaType(absl::string_view content_type) {
 
 }  // namespace
 
-std::string JsonQuote(absl::string_view text) {
-  std::string out = "\"";
-  out.reserve(text.size() + 2);
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c >= 0x7f) {
-          // Non-ASCII bytes are escaped too: a detail may quote invalid UTF-8.
-          absl::StrAppend(&out, absl::StrFormat("\\u%04x", c));
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out += "\"";
-  return out;
-}
-
 HttpServerResponse WebhookHandler::Refuse(RejectReason reason, absl::string_view detail) {
   stats_->CountRejected(reason);
   HttpServerResponse response;
@@ -60,14 +27,39 @@ HttpServerResponse WebhookHandler::Refuse(RejectReason reason, absl::string_view
   response.body = absl::StrCat("{\"error\":\"", RejectReasonName(reason),
                                "\",\"message\":", JsonQuote(detail), "}");
   if (reason == RejectReason::kMethodNotAllowed) response.headers.emplace_back("Allow", "POST");
-  if (reason == RejectReason::kStoreUnavailable) response.headers.emplace_back("Retry-After", "5");
+  if (reason == RejectReason::kStoreUnavailable || reason == RejectReason::kShuttingDown) {
+    response.headers.emplace_back("Retry-After", "5");
+  }
   return response;
+}
+
+void WebhookHandler::StartDraining() { draining_.store(true); }
+
+bool WebhookHandler::AwaitIdle(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
+void WebhookHandler::Finished() {
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
+}
+
+void WebhookHandler::SetVerifier(std::shared_ptr<const SignatureVerifier> verifier) {
+  absl::MutexLock lock(&reload_mu_);
+  verifier_ = std::move(verifier);
+}
+
+void WebhookHandler::SetSourcePolicy(std::shared_ptr<const WebhookSourcePolicy> policy) {
+  absl::MutexLock lock(&reload_mu_);
+  source_policy_ = std::move(policy);
 }
 
 void WebhookHandler::Handle(HttpServerRequest request, HttpRespond respond) {
   auto refuse = [&](RejectReason reason, absl::string_view detail) {
-    LOG_WARNING("webhook refused: reason=", RejectReasonName(reason), " peer=", request.peer,
-                " detail=", JsonQuote(detail));
+    LOG_FIELDS(kWarning, "webhook refused", {"reason", RejectReasonName(reason)},
+               {"peer", request.peer}, {"detail", detail});
     std::move(respond)(Refuse(reason, detail));
   };
 
@@ -77,8 +69,24 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpRespond respond) {
     return refuse(RejectReason::kNotFound,
                   absl::StrCat("no such path; Stripe webhooks go to ", options_.path));
   }
+  std::shared_ptr<const SignatureVerifier> verifier;
+  std::shared_ptr<const WebhookSourcePolicy> source_policy;
+  {
+    absl::ReaderMutexLock lock(&reload_mu_);
+    verifier = verifier_;
+    source_policy = source_policy_;
+  }
+  if (source_policy != nullptr) {
+    if (absl::Status s = source_policy->Check(request.peer, request.proxy_header_value); !s.ok()) {
+      return refuse(RejectReason::kSourceNotAllowed, s.message());
+    }
+  }
   if (request.method != "POST") {
     return refuse(RejectReason::kMethodNotAllowed, "webhooks must be POSTed");
+  }
+  if (draining_.load(std::memory_order_relaxed)) {
+    return refuse(RejectReason::kShuttingDown,
+                  "this instance is shutting down; Stripe retries the delivery");
   }
   if (request.content_type.has_value() && !IsJsonMediaType(*request.content_type)) {
     return refuse(RejectReason::kUnsupportedMediaType,
@@ -88,7 +96,10 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpRespond respond) {
   const absl::Time now = clock_->Now();
   std::optional<absl::string_view> signature;
   if (request.stripe_signature.has_value()) signature = *request.stripe_signature;
-  SignatureVerifier::Result verified = verifier_->Verify(signature, request.body, now);
+  // Latencies are wall time (absl::Now), whatever clock decides validity.
+  const absl::Time verify_start = absl::Now();
+  SignatureVerifier::Result verified = verifier->Verify(signature, request.body, now);
+  stats_->ObserveVerify(absl::Now() - verify_start);
   if (!verified.ok()) return refuse(verified.rejection->reason, verified.rejection->detail);
 
   v1::Event event;
@@ -107,14 +118,22 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpRespond respond) {
   new_event.event_bytes = event.SerializeAsString();
   new_event.raw_json = std::move(request.body);
 
+  {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_;
+  }
+  const absl::Time append_start = absl::Now();
   log_->Append(std::move(new_event), [this, respond = std::move(respond), id = event.id(),
-                                      type = event.type(), peer = std::move(request.peer)](
+                                      type = event.type(), account = event.account(),
+                                      peer = std::move(request.peer), append_start](
                                          absl::StatusOr<AppendResult> result) mutable {
+    stats_->ObserveAppend(absl::Now() - append_start);
     if (!result.ok()) {
-      LOG_ERROR("webhook not stored: id=", id, " type=", type, " peer=", peer,
-                " error=", result.status().message());
+      LOG_FIELDS(kError, "webhook not stored", {"event_id", id}, {"type", type},
+                 {"account", account}, {"peer", peer}, {"error", result.status().message()});
       std::move(respond)(Refuse(RejectReason::kStoreUnavailable,
                                 "the event log cannot store events right now; retry later"));
+      Finished();
       return;
     }
     if (result->duplicate) {
@@ -122,13 +141,14 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpRespond respond) {
     } else {
       stats_->CountAccepted();
     }
-    LOG_DEBUG("webhook stored: id=", id, " type=", type, " sequence=", result->sequence,
-              " duplicate=", result->duplicate);
+    LOG_FIELDS(kDebug, "webhook stored", {"event_id", id}, {"type", type}, {"account", account},
+               {"sequence", result->sequence}, {"duplicate", result->duplicate}, {"peer", peer});
     HttpServerResponse response;
     response.body = absl::StrCat("{\"received\":true,\"id\":", JsonQuote(id),
                                  ",\"sequence\":", result->sequence,
                                  ",\"duplicate\":", result->duplicate ? "true" : "false", "}");
     std::move(respond)(std::move(response));
+    Finished();
   });
 }
 

@@ -52,6 +52,8 @@ struct LogInfo {
   bool writable = true;
   // Why the last write failed, while `writable` is false.
   std::string last_error;
+  // Events removed by retention since the log was opened.
+  uint64_t trimmed_events = 0;
 };
 
 struct ReadOptions {

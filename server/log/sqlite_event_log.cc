@@ -1008,6 +1008,10 @@ absl::StatusOr<bool> SqliteEventLog::Impl::TrimChunk(uint64_t* trimmed) {
   counters_ = next;
   PublishCounters();
   *trimmed += chunk_trimmed;
+  {
+    absl::MutexLock lock(&info_mu_);
+    info_.trimmed_events += chunk_trimmed;
+  }
   return done;
 }
 

@@ -10,6 +10,14 @@
 #include "server/rpc/wire.h"
 
 namespace sidestream {
+namespace {
+
+uint64_t NextSubscriptionId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
 
 Subscription::Subscription(const SubscriptionEnv& env, std::string peer,
                            v1::SubscribeRequest request, EventFilter filter)
@@ -18,7 +26,13 @@ Subscription::Subscription(const SubscriptionEnv& env, std::string peer,
       request_(std::move(request)),
       filter_(std::move(filter)),
       start_time_(env.clock->Now()),
-      epoch_(env.log->Info().epoch) {}
+      epoch_(env.log->Info().epoch),
+      id_(NextSubscriptionId()) {}
+
+DeliveryCounters* DeliveryCounters::Discard() {
+  static DeliveryCounters* const discard = new DeliveryCounters;
+  return discard;
+}
 
 std::shared_ptr<Subscription> Subscription::Create(const SubscriptionEnv& env, std::string peer,
                                                    v1::SubscribeRequest request, EventFilter filter,
@@ -37,6 +51,7 @@ std::shared_ptr<Subscription> Subscription::Create(const SubscriptionEnv& env, s
   }
   // Register for wake-ups before reading anything, so that no append between
   // the first read and the registration can go unnoticed.
+  env.counters->Add(env.counters->subscriptions_opened, 1);
   env.hub->AddWaiter(sub);
   sub->Pump();
   return sub;
@@ -90,6 +105,8 @@ Subscription::Action Subscription::FinishLocked(grpc::Status status) {
 
 Subscription::Action Subscription::WriteLocked(grpc::ByteBuffer buffer) {
   write_buffer_ = std::move(buffer);
+  bytes_sent_ += write_buffer_.Length();
+  env_.counters->Add(env_.counters->bytes_sent, write_buffer_.Length());
   write_in_flight_ = true;
   last_sent_ = env_.clock->Now();
   return Action{Action::kWrite, grpc::Status::OK};
@@ -110,6 +127,7 @@ Subscription::Action Subscription::NextActionLocked() {
     checkpoint->set_head_sequence(cursor_);
     *checkpoint->mutable_head_time() = TimestampProto(env_.clock->Now());
     checkpoint->set_log_epoch(epoch_);
+    env_.counters->Add(env_.counters->checkpoints_sent, 1);
     return WriteLocked(MessageBuffer(response));
   }
   while (true) {
@@ -120,6 +138,7 @@ Subscription::Action Subscription::NextActionLocked() {
       cursor_ = record->sequence;
       if (filter_.Matches(*record)) {
         ++events_sent_;
+        env_.counters->Add(env_.counters->events_sent, 1);
         return WriteLocked(SubscribeResponseBuffer(record, request_.include_raw_json()));
       }
     }
@@ -155,6 +174,8 @@ void Subscription::ReadLog() {
   options.max_bytes = env_.log_read_bytes;
   options.include_raw_json = request_.include_raw_json();
   absl::StatusOr<std::vector<EventRecordPtr>> records = env_.log->ReadAfter(from, options);
+  env_.counters->Add(env_.counters->log_reads, 1);
+  if (records.ok()) env_.counters->Add(env_.counters->log_read_events, records->size());
   {
     absl::MutexLock lock(&mu_);
     reading_ = false;
@@ -268,6 +289,8 @@ v1::SubscriptionStats Subscription::Stats() const {
   stats.set_cursor(cursor_);
   stats.set_lag(head > cursor_ ? head - cursor_ : 0);
   stats.set_events_sent(events_sent_);
+  stats.set_bytes_sent(bytes_sent_);
+  stats.set_id(id_);
   stats.set_catching_up(!caught_up_sent_);
   return stats;
 }

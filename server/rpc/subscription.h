@@ -40,6 +40,23 @@
 
 namespace sidestream {
 
+// Totals over every subscription, closed ones included (for Admin.GetStats
+// and /metrics). Relaxed atomics: monitoring, not synchronisation.
+struct DeliveryCounters {
+  std::atomic<uint64_t> subscriptions_opened{0};
+  std::atomic<uint64_t> events_sent{0};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> checkpoints_sent{0};
+  std::atomic<uint64_t> log_reads{0};
+  std::atomic<uint64_t> log_read_events{0};
+
+  void Add(std::atomic<uint64_t>& counter, uint64_t n) {
+    counter.fetch_add(n, std::memory_order_relaxed);
+  }
+  // Counters nobody reads, for environments (tests) that set none.
+  static DeliveryCounters* Discard();
+};
+
 // What every subscription shares. Not owned; outlives the subscriptions.
 struct SubscriptionEnv {
   EventLog* log = nullptr;
@@ -50,6 +67,7 @@ struct SubscriptionEnv {
   // Stripe) never does fan-out work itself. Null: steps run inline.
   WorkQueue* pumps = nullptr;
   Clock* clock = Clock::Real();
+  DeliveryCounters* counters = DeliveryCounters::Discard();
   // Longest time without a message while nothing matches; a checkpoint is
   // sent then.
   absl::Duration checkpoint_interval = absl::Seconds(5);
@@ -123,6 +141,7 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   const EventFilter filter_;
   const absl::Time start_time_;
   const std::string epoch_;
+  const uint64_t id_;
   absl::AnyInvocable<void(Subscription*) &&> on_done_;
   std::shared_ptr<Subscription> self_;  // released in OnDone
 
@@ -142,6 +161,7 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   std::optional<grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
   absl::Time last_sent_ ABSL_GUARDED_BY(mu_);
   uint64_t events_sent_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t bytes_sent_ ABSL_GUARDED_BY(mu_) = 0;
   // The message being written; alive until OnWriteDone.
   grpc::ByteBuffer write_buffer_ ABSL_GUARDED_BY(mu_);
 };

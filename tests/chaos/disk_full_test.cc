@@ -212,6 +212,9 @@ void DiskFullTest::Run(Mechanism mechanism) {
     EXPECT_TRUE(events) << "health sidestream.v1.Events stayed SERVING while the disk is full";
     health_text = absl::StrCat(whole && events ? "NOT_SERVING" : "SERVING", " after ",
                                absl::FormatDuration(absl::Now() - outage_seen));
+    // The Kubernetes readiness probe says the same.
+    EXPECT_TRUE(WaitForReadyz(server_->admin_address(), 503, absl::Seconds(10)))
+        << "/readyz stayed 200 while the disk is full";
   }
   RecordProperty("health_during_outage", health_text);
   absl::StatusOr<std::vector<v1::Event>> during = ListAllEvents(target);
@@ -249,6 +252,8 @@ void DiskFullTest::Run(Mechanism mechanism) {
   if constexpr (kHealthFollowsWritable) {
     EXPECT_TRUE(WaitForHealth(target, "", kServing, absl::Seconds(10)));
     EXPECT_TRUE(WaitForHealth(target, "sidestream.v1.Events", kServing, absl::Seconds(10)));
+    EXPECT_TRUE(WaitForReadyz(server_->admin_address(), 200, absl::Seconds(10)))
+        << "/readyz stayed 503 after recovery";
     absl::StrAppend(&health_text, ", SERVING again after recovery");
   }
 

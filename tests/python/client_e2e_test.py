@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 BIN_DIR, PROTO_DIR = sys.argv[1], sys.argv[2]
@@ -44,13 +45,15 @@ class Server:
         self.stderr = open(os.path.join(data_dir, "server.log"), "wb")
         self.proc = subprocess.Popen(
             [os.path.join(BIN_DIR, "sidestream"), f"--data_dir={data_dir}/log",
-             "--http_listen=127.0.0.1:0", "--grpc_listen=127.0.0.1:0"],
+             "--http_listen=127.0.0.1:0", "--grpc_listen=127.0.0.1:0",
+             "--admin_listen=127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=self.stderr, env=env)
         line = self.proc.stdout.readline().decode()
         if not line.startswith("sidestream ready "):
             raise RuntimeError(f"server did not start: {line!r}")
         fields = dict(f.split("=", 1) for f in line.split()[2:])
         self.http, self.grpc, self.epoch = fields["http"], fields["grpc"], fields["epoch"]
+        self.admin = fields["admin"]
 
     def stop(self):
         self.proc.terminate()
@@ -58,10 +61,10 @@ class Server:
         self.stderr.close()
 
 
-def post_event(server, event):
+def post_event(server, event, secret=SECRET):
     body = json.dumps(event).encode()
     t = int(time.time())
-    sig = hmac.new(SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    sig = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     req = urllib.request.Request(
         f"http://{server.http}/webhook", data=body, method="POST",
         headers={"Content-Type": "application/json; charset=utf-8",
@@ -166,6 +169,94 @@ class PythonClientTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as ctx:
             next(events.Subscribe(request, timeout=30))
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def http_get(url, headers=None):
+    """(status, content type, body text) of a GET; HTTP errors included."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.headers.get("Content-Type"), resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+class MetricsTest(unittest.TestCase):
+    """The admin listener: probes, and /metrics read by Prometheus's own
+    Python client parser (python3-prometheus-client), not by our code."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        generate_stubs(cls.tmp.name)
+        global grpc, admin, admin_grpc
+        import grpc
+        from sidestream.v1 import admin_service_pb2 as admin
+        from sidestream.v1 import admin_service_pb2_grpc as admin_grpc
+        cls.server = Server(cls.tmp.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.tmp.cleanup()
+
+    def scrape(self):
+        from prometheus_client.parser import text_string_to_metric_families
+        status, content_type, text = http_get(f"http://{self.server.admin}/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(content_type.startswith("text/plain; version=0.0.4"), content_type)
+        samples = {}
+        families = {}
+        for family in text_string_to_metric_families(text):
+            families[family.name] = family.type
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return families, samples
+
+    def test_probes(self):
+        self.assertEqual(http_get(f"http://{self.server.admin}/healthz")[0], 200)
+        status, _, body = http_get(f"http://{self.server.admin}/readyz")
+        self.assertEqual((status, body), (200, "ready\n"))
+        self.assertEqual(http_get(f"http://{self.server.admin}/nope")[0], 404)
+
+    def test_metrics_parse_and_move_as_events_flow(self):
+        families, before = self.scrape()
+        self.assertEqual(families["sidestream_webhooks"], "counter")
+        self.assertEqual(families["sidestream_webhook_append_duration_seconds"], "histogram")
+        self.assertEqual(families["sidestream_log_last_sequence"], "gauge")
+        self.assertEqual(families["process_resident_memory_bytes"], "gauge")
+        self.assertGreater(before[("process_resident_memory_bytes", ())], 1 << 20)
+
+        def count(samples, name, **labels):
+            return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+        event = stripe_event(100, "payout.paid", "acct_1Metrics", True)
+        self.assertEqual(post_event(self.server, event)[0], 200)
+        self.assertEqual(post_event(self.server, event)[0], 200)  # a duplicate
+        with self.assertRaises(urllib.error.HTTPError) as ctx:
+            post_event(self.server, stripe_event(101, "payout.paid", "", True), secret="whsec_wrong")
+        self.assertEqual(ctx.exception.code, 400)
+
+        _, after = self.scrape()
+        delta = lambda name, **labels: count(after, name, **labels) - count(before, name, **labels)
+        self.assertEqual(delta("sidestream_webhooks_total", outcome="accepted"), 1)
+        self.assertEqual(delta("sidestream_webhooks_total", outcome="duplicate"), 1)
+        self.assertEqual(delta("sidestream_webhooks_total", outcome="rejected"), 1)
+        self.assertEqual(delta("sidestream_webhooks_rejected_total", reason="signature_mismatch"), 1)
+        self.assertEqual(delta("sidestream_webhook_append_duration_seconds_count"), 2)
+        self.assertEqual(delta("sidestream_webhook_verify_duration_seconds_count"), 3)
+        self.assertEqual(delta("sidestream_log_last_sequence"), 1)
+        self.assertEqual(count(after, "sidestream_ready"), 1)
+
+        # Admin.GetStats shows the same picture.
+        with grpc.insecure_channel(self.server.grpc) as channel:
+            stats = admin_grpc.AdminStub(channel).GetStats(admin.GetStatsRequest(), timeout=30)
+        self.assertEqual(stats.ingress.accepted,
+                         count(after, "sidestream_webhooks_total", outcome="accepted"))
+        self.assertEqual(stats.log.last_sequence, count(after, "sidestream_log_last_sequence"))
+        self.assertEqual(stats.ingress.append_latency.count,
+                         count(after, "sidestream_webhook_append_duration_seconds_count"))
+        self.assertTrue(stats.ready)
 
 
 if __name__ == "__main__":

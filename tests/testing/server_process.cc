@@ -123,7 +123,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   if (pipe2(fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
   std::vector<std::string> args = {BinDir() + "/sidestream", "--data_dir=" + options.data_dir,
                                    "--http_listen=" + options.http_listen,
-                                   "--grpc_listen=" + options.grpc_listen};
+                                   "--grpc_listen=" + options.grpc_listen,
+                                   "--admin_listen=" + options.admin_listen};
   args.insert(args.end(), options.args.begin(), options.args.end());
   std::vector<std::string> env;
   if (!options.secrets.empty()) env.push_back("SIDESTREAM_WEBHOOK_SECRETS=" + options.secrets);
@@ -158,6 +159,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   for (absl::string_view field : absl::StrSplit(out.substr(0, out.find('\n')), ' ')) {
     if (absl::ConsumePrefix(&field, "http=")) process->http_ = std::string(field);
     if (absl::ConsumePrefix(&field, "grpc=")) process->grpc_ = std::string(field);
+    if (absl::ConsumePrefix(&field, "admin=")) process->admin_ = std::string(field);
     if (absl::ConsumePrefix(&field, "epoch=")) process->epoch_ = std::string(field);
   }
   return process;
@@ -187,7 +189,9 @@ ServerProcess::Exit ServerProcess::RunToExit(const std::vector<std::string>& arg
                                              absl::Duration timeout) {
   Exit exit;
   const std::string err_path = MakeTempDir("run") + "/stderr";
-  std::vector<std::string> full = {BinDir() + "/sidestream"};
+  // An ephemeral admin port unless `args` says otherwise (a later flag
+  // wins), so that a run that gets as far as listening never takes 9090.
+  std::vector<std::string> full = {BinDir() + "/sidestream", "--admin_listen=127.0.0.1:0"};
   full.insert(full.end(), args.begin(), args.end());
   absl::StatusOr<pid_t> pid = Spawn(full, env, -1, err_path);
   if (!pid.ok()) {

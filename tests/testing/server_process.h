@@ -28,6 +28,7 @@ struct ServerProcessOptions {
   std::vector<std::string> args;
   std::string http_listen = "127.0.0.1:0";
   std::string grpc_listen = "127.0.0.1:0";
+  std::string admin_listen = "127.0.0.1:0";
   absl::Duration ready_timeout = absl::Seconds(30);
 };
 
@@ -48,7 +49,8 @@ class ServerProcess {
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const ServerProcessOptions& options);
 
   // Runs the binary to completion with `args` and `env` (added to the
-  // current environment); returns exit code and combined stderr.
+  // current environment); returns exit code and combined stderr. The admin
+  // listener gets an ephemeral port unless `args` sets --admin_listen.
   struct Exit {
     int code = -1;
     std::string stderr_text;
@@ -60,6 +62,7 @@ class ServerProcess {
 
   const std::string& http_address() const { return http_; }
   const std::string& grpc_address() const { return grpc_; }
+  const std::string& admin_address() const { return admin_; }
   const std::string& epoch() const { return epoch_; }
   std::string webhook_url() const { return "http://" + http_ + "/webhook"; }
   pid_t pid() const { return pid_; }
@@ -78,7 +81,7 @@ class ServerProcess {
   int Reap(absl::Duration timeout);
 
   pid_t pid_ = -1;
-  std::string http_, grpc_, epoch_;
+  std::string http_, grpc_, admin_, epoch_;
   std::string stderr_path_;
 };
 
