@@ -253,7 +253,7 @@ void Server::Impl::Shutdown(absl::Duration grace) {
   if (grpc_ != nullptr) SetHealth(false);
   if (webhook_ != nullptr) {
     webhook_->StartDraining();
-    if (webhook_->AwaitIdle(deadline)) {
+    if (webhook_->AwaitIdle(deadline) && (http_ == nullptr || http_->Drain(deadline))) {
       LOG_INFO("shutdown: every accepted webhook is stored and answered");
     } else {
       LOG_WARNING("shutdown: grace period over with webhooks still waiting for the log; "

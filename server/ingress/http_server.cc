@@ -80,24 +80,36 @@ absl::StatusOr<std::shared_ptr<net::ssl::context>> MakeTlsContext(
 
 // One connection. `Stream` is beast::tcp_stream (plain HTTP) or TlsStream;
 // the plain path compiles without any TLS code.
+// Requests handed to the handler whose response is not written yet.
+struct OwedResponses {
+  absl::Mutex mu;
+  int64_t count ABSL_GUARDED_BY(mu) = 0;
+  void Add(int64_t delta) {
+    absl::MutexLock lock(&mu);
+    count += delta;
+  }
+};
+
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
  public:
   // Plain HTTP.
-  Session(tcp::socket socket, const HttpServerOptions& options, HttpHandler* handler)
-      : stream_(std::move(socket)), options_(options), handler_(handler) {
+  Session(tcp::socket socket, const HttpServerOptions& options, HttpHandler* handler,
+          OwedResponses* owed)
+      : stream_(std::move(socket)), options_(options), handler_(handler), owed_(owed) {
     SetPeer();
   }
   // HTTPS: `ctx` stays alive as long as the connection.
   Session(tcp::socket socket, std::shared_ptr<net::ssl::context> ctx,
-          const HttpServerOptions& options, HttpHandler* handler,
+          const HttpServerOptions& options, HttpHandler* handler, OwedResponses* owed,
           std::atomic<uint64_t>* handshake_failures)
       : ctx_(std::move(ctx)),
         stream_(std::move(socket), *ctx_),
         options_(options),
         handler_(handler),
+        owed_(owed),
         handshake_failures_(handshake_failures) {
     SetPeer();
   }
@@ -252,18 +264,22 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     request.body = std::move(req.body());
     request.peer = peer_;
     const bool keep_alive = req.keep_alive();
+    owed_->Add(1);
     handler_->Handle(std::move(request),
                      [self = shared_from_this(), keep_alive](HttpServerResponse response) {
                        // The handler may answer from any thread; writes happen
                        // on this connection's strand.
                        net::post(self->stream_.get_executor(),
                                  [self, keep_alive, response = std::move(response)]() mutable {
-                                   self->Send(std::move(response), keep_alive);
+                                   self->Send(std::move(response), keep_alive,
+                                              /*owed=*/true);
                                  });
                      });
   }
 
-  void Send(HttpServerResponse response, bool keep_alive) {
+  // `owed`: the answer to a request handed to the handler (counted in
+  // owed_ until written).
+  void Send(HttpServerResponse response, bool keep_alive, bool owed = false) {
     response_.result(static_cast<http::status>(response.status));
     response_.version(11);
     response_.set(http::field::server, "sidestream");
@@ -274,8 +290,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     response_.prepare_payload();
     lowest().expires_after(ToChrono(options_.write_timeout));
     http::async_write(stream_, response_,
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                      [self = shared_from_this(), keep_alive, owed](beast::error_code ec,
+                                                                    size_t) {
                         self->response_ = {};
+                        if (owed) self->owed_->Add(-1);
                         if (ec || !keep_alive) return self->Close();
                         self->AwaitRequest();
                       });
@@ -293,6 +311,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   const HttpServerOptions& options_;
   HttpHandler* const handler_;
+  OwedResponses* const owed_;
   std::atomic<uint64_t>* const handshake_failures_ = nullptr;
   std::string peer_;
   beast::flat_buffer buffer_;
@@ -362,6 +381,12 @@ class BeastHttpServer final : public HttpServer {
     return handshake_failures_.load(std::memory_order_relaxed);
   }
 
+  bool Drain(absl::Time deadline) override {
+    absl::MutexLock lock(&owed_.mu);
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(owed_.mu) { return owed_.count == 0; };
+    return owed_.mu.AwaitWithDeadline(absl::Condition(&done), deadline);
+  }
+
   void Stop() override {
     if (stopped_.exchange(true)) return;
     ioc_.stop();
@@ -387,10 +412,11 @@ class BeastHttpServer final : public HttpServer {
                 ctx = tls_ctx_;
               }
               std::make_shared<Session<TlsStream>>(std::move(socket), std::move(ctx), options_,
-                                                   handler_, &handshake_failures_)
+                                                   handler_, &owed_, &handshake_failures_)
                   ->Run();
             } else {
-              std::make_shared<Session<beast::tcp_stream>>(std::move(socket), options_, handler_)
+              std::make_shared<Session<beast::tcp_stream>>(std::move(socket), options_, handler_,
+                                                           &owed_)
                   ->Run();
             }
           } else {
@@ -450,6 +476,7 @@ class BeastHttpServer final : public HttpServer {
   std::shared_ptr<net::ssl::context> tls_ctx_ ABSL_GUARDED_BY(tls_mu_);
   std::string tls_stamp_ ABSL_GUARDED_BY(tls_mu_);
   std::atomic<uint64_t> handshake_failures_{0};
+  OwedResponses owed_;
   std::string address_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopped_{false};

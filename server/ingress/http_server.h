@@ -110,6 +110,11 @@ class HttpServer {
   // Stops accepting, closes connections, joins the threads. Responses that
   // arrive later are dropped. Idempotent.
   virtual void Stop() = 0;
+  // Waits until every request handed to the handler has had its response
+  // written (or its connection failed), or until `deadline`. True when none
+  // is left. For graceful shutdown: call after the handler stopped taking
+  // new work, before Stop.
+  virtual bool Drain(absl::Time deadline) = 0;
 
   // Re-reads the certificate and key files (when TLS is on; OK otherwise).
   // On an error the previous certificate stays in use. Returns a
