@@ -47,10 +47,17 @@ absl::StatusOr<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, ToMillis(options.initial_backoff));
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, ToMillis(options.initial_backoff));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, ToMillis(options.max_backoff));
-  std::shared_ptr<grpc::ChannelCredentials> credentials =
-      options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials();
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.target, credentials, args);
+  std::shared_ptr<grpc::Channel> channel;
+  if (options.credentials != nullptr) {
+    channel = grpc::CreateCustomChannel(options.target, options.credentials, args);
+  } else {
+    ConnectionOptions connection;
+    connection.target = options.target;
+    connection.tls = options.tls;
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> connected = Connect(connection, args);
+    if (!connected.ok()) return connected.status();
+    channel = *std::move(connected);
+  }
   return CreateWithChannel(std::move(options), std::move(channel));
 }
 
@@ -78,13 +85,18 @@ absl::StatusOr<std::unique_ptr<Subscriber>> Subscriber::CreateWithChannel(
   if (options.idle_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("idle_timeout is negative");
   }
-  return std::unique_ptr<Subscriber>(new Subscriber(std::move(options), std::move(channel)));
+  absl::StatusOr<AccessToken> token = AccessToken::FromFile(options.token_file);
+  if (!token.ok()) return token.status();
+  return std::unique_ptr<Subscriber>(
+      new Subscriber(std::move(options), std::move(channel), *std::move(token)));
 }
 
-Subscriber::Subscriber(SubscriberOptions options, std::shared_ptr<grpc::ChannelInterface> channel)
+Subscriber::Subscriber(SubscriberOptions options, std::shared_ptr<grpc::ChannelInterface> channel,
+                       AccessToken token)
     : options_(std::move(options)),
       channel_(std::move(channel)),
       stub_(v1::Events::NewStub(channel_)),
+      token_(std::move(token)),
       cursor_(options_.after_sequence),
       log_epoch_(options_.log_epoch) {}
 
@@ -140,7 +152,16 @@ absl::Status Subscriber::RunStreams(absl::FunctionRef<void(const v1::SubscribeRe
 absl::Status Subscriber::ReadOneStream(
     absl::FunctionRef<void(const v1::SubscribeResponse&)> on_item, bool* received) {
   const v1::SubscribeRequest request = BuildRequest();
+  if (!token_fresh_) {
+    // Re-read for every reconnect, so that a token rotated in its file is
+    // used from the next stream on.
+    absl::StatusOr<AccessToken> token = AccessToken::FromFile(options_.token_file);
+    if (!token.ok()) return token.status();
+    token_ = *std::move(token);
+  }
+  token_fresh_ = false;
   grpc::ClientContext context;
+  token_.ApplyTo(&context);
   {
     absl::MutexLock lock(&mu_);
     // Checked under the same lock that publishes `context_`, so a Stop()

@@ -39,6 +39,7 @@
 #include "absl/time/time.h"
 #include <grpcpp/grpcpp.h>
 
+#include "client/channel.h"
 #include "sidestream/v1/events_service.grpc.pb.h"
 
 namespace sidestream {
@@ -48,9 +49,19 @@ struct SubscriberOptions {
   // "dns:///sidestream.internal:50051".
   std::string target = "127.0.0.1:50051";
 
-  // Channel credentials. Null means insecure (plain text), which suits the
-  // default loopback deployment only.
+  // TLS for the channel (see client/channel.h). Default: plain text, which
+  // suits the default loopback deployment only.
+  TlsOptions tls;
+
+  // Channel credentials made by the caller; when set, they replace `tls`.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+
+  // File holding the access token for a server with --grpc_tokens_file
+  // (see AccessToken::FromFile). Empty: no token. Read by Create(), which
+  // fails when it cannot, and again before each reconnect, so that a
+  // rotated token is picked up; a reconnect that cannot read it ends Run()
+  // with that error. Also applies with CreateWithChannel().
+  std::string token_file;
 
   // Which events to receive; empty receives all. Checked by the server
   // (INVALID_ARGUMENT from Run() when contradictory).
@@ -105,12 +116,13 @@ class Subscriber {
   // Connects lazily (in Run()). INVALID_ARGUMENT for inconsistent options:
   // an empty target, both `after_sequence` and `start_time`, `log_epoch`
   // without `after_sequence`, a non-positive or inverted backoff, or a
-  // negative `max_attempts`.
+  // negative `max_attempts`. The errors of Connect() and
+  // AccessToken::FromFile() for unreadable or malformed TLS or token files.
   static absl::StatusOr<std::unique_ptr<Subscriber>> Create(SubscriberOptions options);
 
-  // As Create(), over a channel the caller made (then `target` and
-  // `credentials` are ignored): for tests and for processes that share one
-  // channel between several clients.
+  // As Create(), over a channel the caller made (then `target`, `tls` and
+  // `credentials` are ignored; `token_file` still applies): for tests and
+  // for processes that share one channel between several clients.
   static absl::StatusOr<std::unique_ptr<Subscriber>> CreateWithChannel(
       SubscriberOptions options, std::shared_ptr<grpc::ChannelInterface> channel);
 
@@ -126,7 +138,7 @@ class Subscriber {
   // Returned: everything else, notably INVALID_ARGUMENT (bad filter),
   // OUT_OF_RANGE (cursor older than retention), FAILED_PRECONDITION (cursor
   // of another log), PERMISSION_DENIED, UNAUTHENTICATED, UNIMPLEMENTED,
-  // NOT_FOUND.
+  // NOT_FOUND, and the error of re-reading `token_file`.
   //
   // Reconnects resume with after_sequence = cursor() and log_epoch =
   // log_epoch(). Until a cursor is known (nothing received yet), they use
@@ -151,7 +163,8 @@ class Subscriber {
   int reconnects() const;
 
  private:
-  Subscriber(SubscriberOptions options, std::shared_ptr<grpc::ChannelInterface> channel);
+  Subscriber(SubscriberOptions options, std::shared_ptr<grpc::ChannelInterface> channel,
+             AccessToken token);
 
   v1::SubscribeRequest BuildRequest() const;
   // Run() without the idle watchdog thread.
@@ -171,6 +184,11 @@ class Subscriber {
   const SubscriberOptions options_;
   const std::shared_ptr<grpc::ChannelInterface> channel_;
   const std::unique_ptr<v1::Events::Stub> stub_;
+  // The token read by Create(); each stream but the first re-reads the file
+  // (`token_fresh_` is false from then on). Only touched by Run()'s thread
+  // after construction.
+  AccessToken token_;
+  bool token_fresh_ = true;
 
   mutable absl::Mutex mu_;
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;

@@ -17,8 +17,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string PortOf(const std::string& address) { return address.substr(address.rfind(':') + 1); }
-
 TEST(E2eClientTest, SubscriberSeesEachEventOnceAcrossKill9Restart) {
   ServerProcessOptions options;
   options.data_dir = MakeTempDir("client");

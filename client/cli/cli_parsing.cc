@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -141,13 +142,59 @@ EventIdentity IdentifyEvent(absl::string_view json) {
   return identity;
 }
 
-std::string DescribeError(const absl::Status& status, absl::string_view server) {
+std::string DescribeError(const absl::Status& status, absl::string_view server,
+                          const CallSecurity& security) {
   const std::string message =
       absl::StrReplaceAll(status.message(), {{"\r\n", " "}, {"\n", " "}, {"\r", " "}});
   const std::string code = absl::StatusCodeToString(status.code());
   switch (status.code()) {
-    case absl::StatusCode::kUnavailable:
-      return absl::StrCat("cannot reach Sidestream at ", server, ": ", message, " (", code, ")");
+    case absl::StatusCode::kUnavailable: {
+      const std::string lower = absl::AsciiStrToLower(message);
+      const bool handshake = absl::StrContains(lower, "handshake") ||
+                             absl::StrContains(lower, "ssl") ||
+                             absl::StrContains(lower, "certificate");
+      if (security.tls && handshake) {
+        return absl::StrCat("TLS handshake with Sidestream at ", server, " failed: ", message, " (",
+                            code,
+                            "); check that --tls_ca_file holds the CA of the server's "
+                            "certificate, --tls_server_name the name it was issued for, and, "
+                            "if the server requires client certificates, --tls_cert_file and "
+                            "--tls_key_file");
+      }
+      std::string line =
+          absl::StrCat("cannot reach Sidestream at ", server, ": ", message, " (", code, ")");
+      // The server closed a connection it had accepted. A plain-text client
+      // of a TLS server sees that during the HTTP/2 preface, and a TLS 1.3
+      // client that the server refuses for its (missing) certificate right
+      // after the handshake; gRPC names neither.
+      const bool closed =
+          absl::StrContains(lower, "socket closed") || absl::StrContains(lower, "connection reset");
+      if (closed && !security.tls) {
+        absl::StrAppend(&line, "; if the server uses TLS, pass --tls_ca_file");
+      } else if (closed && !security.client_cert) {
+        absl::StrAppend(&line,
+                        "; if the server requires client certificates (mutual TLS), pass "
+                        "--tls_cert_file and --tls_key_file");
+      } else if (closed) {
+        absl::StrAppend(&line,
+                        "; the server may not accept the certificate in --tls_cert_file (it "
+                        "must be signed by a CA of the server's --grpc_tls_client_ca_file)");
+      }
+      return line;
+    }
+    case absl::StatusCode::kUnauthenticated:
+      if (!security.token) {
+        return absl::StrCat("Sidestream at ", server,
+                            " requires an access token: pass --token_file (or set "
+                            "SIDESTREAM_TOKEN_FILE); the server said: ",
+                            message, " (", code, ")");
+      }
+      return absl::StrCat("Sidestream at ", server,
+                          " did not accept the token in --token_file: ", message, " (", code, ")");
+    case absl::StatusCode::kPermissionDenied:
+      return absl::StrCat("not allowed: ", message, " (", code,
+                          "); narrow the request to the token's scope or use a token that "
+                          "covers it");
     case absl::StatusCode::kDeadlineExceeded:
       return absl::StrCat("no answer from Sidestream at ", server, " in time (", code,
                           "); raise --timeout?");

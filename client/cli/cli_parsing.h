@@ -66,10 +66,20 @@ struct EventIdentity {
 };
 EventIdentity IdentifyEvent(absl::string_view json);
 
+// How the failed call was made, so that an error can say what to change.
+struct CallSecurity {
+  bool token = false;        // The call carried an access token (--token_file).
+  bool tls = false;          // The channel used TLS (any --tls_* flag).
+  bool client_cert = false;  // ... with a client certificate (--tls_cert_file).
+};
+
 // One line describing a failed call to the server at `server`, such as
 // "cannot reach Sidestream at 127.0.0.1:50051: connection refused
-// (UNAVAILABLE)".
-std::string DescribeError(const absl::Status& status, absl::string_view server);
+// (UNAVAILABLE)". The server's own message is always kept; for
+// UNAUTHENTICATED, PERMISSION_DENIED and failed or missing TLS handshakes
+// the line also says which flag to pass or check.
+std::string DescribeError(const absl::Status& status, absl::string_view server,
+                          const CallSecurity& security = {});
 
 // kExitUsage for INVALID_ARGUMENT (the server refused what the user typed),
 // kExitFailure for other errors, kExitOk for OK.

@@ -171,6 +171,39 @@ TEST(DescribeErrorTest, OneLineWithCodeAndServer) {
   EXPECT_THAT(DescribeError(absl::DeadlineExceededError("late"), "x"), HasSubstr("--timeout"));
 }
 
+TEST(DescribeErrorTest, AuthErrorsSayWhichFlagToPass) {
+  const absl::Status missing = absl::UnauthenticatedError(
+      "missing access token: send the metadata \"authorization: Bearer <token>\"");
+  std::string line = DescribeError(missing, "h:1");
+  EXPECT_THAT(line, HasSubstr("requires an access token: pass --token_file"));
+  EXPECT_THAT(line, HasSubstr("missing access token"));
+  EXPECT_THAT(line, HasSubstr("UNAUTHENTICATED"));
+
+  line = DescribeError(absl::UnauthenticatedError("the access token is not valid"), "h:1",
+                       {.token = true});
+  EXPECT_THAT(line, HasSubstr("did not accept the token in --token_file"));
+  EXPECT_THAT(line, HasSubstr("not valid"));
+
+  line = DescribeError(absl::PermissionDeniedError("token \"svc\" may not call the Admin service"),
+                       "h:1", {.token = true});
+  EXPECT_THAT(line, HasSubstr("token \"svc\" may not call the Admin service"));
+  EXPECT_THAT(line, HasSubstr("PERMISSION_DENIED"));
+}
+
+TEST(DescribeErrorTest, TlsHints) {
+  const absl::Status handshake =
+      absl::UnavailableError("failed to connect; Ssl handshake failed: CERTIFICATE_VERIFY_FAILED");
+  EXPECT_THAT(DescribeError(handshake, "h:1", {.tls = true}),
+              HasSubstr("TLS handshake with Sidestream at h:1 failed"));
+  EXPECT_THAT(DescribeError(absl::UnavailableError("Socket closed"), "h:1"),
+              HasSubstr("if the server uses TLS, pass --tls_ca_file"));
+  EXPECT_THAT(DescribeError(absl::UnavailableError("Socket closed"), "h:1", {.tls = true}),
+              HasSubstr("pass --tls_cert_file and --tls_key_file"));
+  // A server that is down is not a TLS problem.
+  EXPECT_THAT(DescribeError(absl::UnavailableError("Connection refused"), "h:1"),
+              ::testing::Not(HasSubstr("TLS")));
+}
+
 TEST(ExitCodeForTest, UsageFailureOrOk) {
   EXPECT_EQ(ExitCodeFor(absl::OkStatus()), kExitOk);
   EXPECT_EQ(ExitCodeFor(absl::InvalidArgumentError("bad filter")), kExitUsage);

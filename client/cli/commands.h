@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
+#include "client/channel.h"
 #include "client/cli/cli_parsing.h"
 #include "client/sample_events.h"
 #include "sidestream/v1/event.pb.h"
@@ -47,8 +48,9 @@ int RunSend(const SendCommand& command);
 
 // Options shared by the commands that talk to the gRPC API.
 struct ServerOptions {
-  // gRPC target, such as "127.0.0.1:50051".
-  std::string target;
+  // Target, TLS files and access token file (--server, --tls_*,
+  // --token_file).
+  ConnectionOptions connection;
   // Deadline of unary calls.
   absl::Duration timeout = absl::Seconds(10);
 };

@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include <grpc/support/log.h>
 
 #include "client/cli/cli_parsing.h"
 #include "client/cli/commands.h"
@@ -24,6 +25,26 @@ ABSL_FLAG(std::string, server, "127.0.0.1:50051",
           "not given.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10),
           "Deadline of each request (send: each HTTP POST; get, list, stats: each call).");
+
+// tail, get, list and stats: how to authenticate to the gRPC API. Each is
+// also read from SIDESTREAM_<FLAG> when the flag is not given.
+ABSL_FLAG(std::string, token_file, "",
+          "File holding the access token for a server with --grpc_tokens_file (sent as "
+          "\"authorization: Bearer <token>\"); $SIDESTREAM_TOKEN_FILE when not given. Tokens are "
+          "never taken from the command line.");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "Use TLS, trusting the CA certificates in this PEM file; $SIDESTREAM_TLS_CA_FILE when "
+          "not given. Any --tls_* flag turns TLS on; without this one, the system's roots are "
+          "trusted.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "Client certificate (PEM, leaf first) for a server that requires one (mutual TLS); "
+          "$SIDESTREAM_TLS_CERT_FILE when not given. Needs --tls_key_file.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "Private key (PEM) of --tls_cert_file; $SIDESTREAM_TLS_KEY_FILE when not given.");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "Name to verify the server's certificate against instead of the host in --server "
+          "(connecting by IP address or through a tunnel); $SIDESTREAM_TLS_SERVER_NAME when not "
+          "given.");
 
 // send.
 ABSL_FLAG(std::string, url, "http://127.0.0.1:8080/webhook",
@@ -80,16 +101,28 @@ int UsageError(absl::string_view command, absl::string_view message) {
   return kExitUsage;
 }
 
-// `server_flag_given`: whether --server was on the command line, which
-// takes precedence over $SIDESTREAM_SERVER.
-absl::StatusOr<ServerOptions> ServerFromFlags(bool server_flag_given) {
-  ServerOptions server;
-  server.target = absl::GetFlag(FLAGS_server);
-  const char* from_env = std::getenv("SIDESTREAM_SERVER");
-  if (!server_flag_given && from_env != nullptr && *from_env != '\0') {
-    server.target = from_env;
+// The value of a string flag, or of SIDESTREAM_<FLAG> when the flag is not
+// on the command line (`given`) and the variable is set and not empty.
+std::string FlagOrEnv(const absl::Flag<std::string>& flag, absl::string_view name,
+                      const std::set<std::string>& given) {
+  if (given.count(std::string(name)) == 0) {
+    const std::string variable = absl::StrCat("SIDESTREAM_", absl::AsciiStrToUpper(name));
+    const char* from_env = std::getenv(variable.c_str());
+    if (from_env != nullptr && *from_env != '\0') return from_env;
   }
-  if (server.target.empty()) return absl::InvalidArgumentError("--server is empty");
+  return absl::GetFlag(flag);
+}
+
+absl::StatusOr<ServerOptions> ServerFromFlags(const std::set<std::string>& given) {
+  ServerOptions server;
+  ConnectionOptions& connection = server.connection;
+  connection.target = FlagOrEnv(FLAGS_server, "server", given);
+  if (connection.target.empty()) return absl::InvalidArgumentError("--server is empty");
+  connection.token_file = FlagOrEnv(FLAGS_token_file, "token_file", given);
+  connection.tls.ca_file = FlagOrEnv(FLAGS_tls_ca_file, "tls_ca_file", given);
+  connection.tls.cert_file = FlagOrEnv(FLAGS_tls_cert_file, "tls_cert_file", given);
+  connection.tls.key_file = FlagOrEnv(FLAGS_tls_key_file, "tls_key_file", given);
+  connection.tls.server_name = FlagOrEnv(FLAGS_tls_server_name, "tls_server_name", given);
   server.timeout = absl::GetFlag(FLAGS_timeout);
   if (server.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--timeout must be positive");
@@ -187,8 +220,17 @@ int PrintHelp(int argc, char** argv) {
   return kExitOk;
 }
 
+// gRPC logs failed handshakes and connections on stderr itself; the
+// commands already report each failure in one line, so those logs are
+// dropped unless GRPC_VERBOSITY asks for them (for debugging).
+void QuietGrpcLogs() {
+  const char* verbosity = std::getenv("GRPC_VERBOSITY");
+  if (verbosity == nullptr || *verbosity == '\0') gpr_set_log_function([](gpr_log_func_args*) {});
+}
+
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(ProgramUsage());
+  QuietGrpcLogs();
   if (WantsHelp(argc, argv)) return PrintHelp(argc, argv);
   absl::StatusOr<std::set<std::string>> given = CheckFlagSyntax(argc, argv);
   if (!given.ok()) {
@@ -215,7 +257,7 @@ int Main(int argc, char** argv) {
   if (name != "get" && !arguments.empty()) {
     return UsageError(name, absl::StrCat("unexpected argument '", arguments[0], "'"));
   }
-  absl::StatusOr<ServerOptions> server = ServerFromFlags(given->count("server") > 0);
+  absl::StatusOr<ServerOptions> server = ServerFromFlags(*given);
   if (!server.ok()) return UsageError(name, server.status().message());
 
   if (name == "send") return Send(*server);

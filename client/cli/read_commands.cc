@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include <grpcpp/grpcpp.h>
 
+#include "client/channel.h"
 #include "client/cli/cli_parsing.h"
 #include "client/cli/commands.h"
 #include "client/cli/interrupt_watcher.h"
@@ -21,21 +23,50 @@
 namespace sidestream::cli {
 namespace {
 
-std::shared_ptr<grpc::Channel> MakeChannel(const ServerOptions& server) {
-  return grpc::CreateChannel(server.target, grpc::InsecureChannelCredentials());
-}
+// The channel and token of one unary command; every call goes through
+// Prepare(), so that each carries the token and the deadline.
+struct Connection {
+  std::shared_ptr<grpc::Channel> channel;
+  AccessToken token;
+  absl::Duration timeout;
 
-void SetDeadline(const ServerOptions& server, grpc::ClientContext* context) {
-  context->set_deadline(std::chrono::system_clock::now() +
-                        absl::ToChronoMilliseconds(server.timeout));
+  void Prepare(grpc::ClientContext* context) const {
+    token.ApplyTo(context);
+    context->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));
+  }
+};
+
+// Reads the TLS and token files named by the options. Errors name the file.
+absl::StatusOr<Connection> Open(const ServerOptions& server) {
+  Connection connection;
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = Connect(server.connection);
+  if (!channel.ok()) return channel.status();
+  connection.channel = *std::move(channel);
+  absl::StatusOr<AccessToken> token = AccessToken::FromFile(server.connection.token_file);
+  if (!token.ok()) return token.status();
+  connection.token = *std::move(token);
+  connection.timeout = server.timeout;
+  return connection;
 }
 
 absl::Status ToAbslStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
+// For a failed call to the server: one line with a hint.
 int Fail(absl::string_view command, const absl::Status& status, const ServerOptions& server) {
-  PrintError(command, DescribeError(status, server.target));
+  CallSecurity security;
+  security.token = !server.connection.token_file.empty();
+  security.tls = server.connection.tls.enabled();
+  security.client_cert = !server.connection.tls.cert_file.empty();
+  PrintError(command, DescribeError(status, server.connection.target, security));
+  return ExitCodeFor(status);
+}
+
+// For options the client could not act on (an unreadable token or TLS
+// file): the message as it is, which names the file.
+int FailLocally(absl::string_view command, const absl::Status& status) {
+  PrintError(command, status.message());
   return ExitCodeFor(status);
 }
 
@@ -75,9 +106,11 @@ absl::Status WriteEvent(const v1::Event& event, bool raw) {
 
 int RunTail(const TailCommand& command) {
   constexpr absl::string_view kCommand = "tail";
-  const std::string& target = command.server.target;
+  const std::string& target = command.server.connection.target;
   SubscriberOptions options;
   options.target = target;
+  options.tls = command.server.connection.tls;
+  options.token_file = command.server.connection.token_file;
   options.filter = command.filter;
   options.after_sequence = command.start.after_sequence;
   options.log_epoch = command.start.log_epoch;
@@ -96,10 +129,7 @@ int RunTail(const TailCommand& command) {
     announce_connection = true;
   };
   absl::StatusOr<std::unique_ptr<Subscriber>> created = Subscriber::Create(options);
-  if (!created.ok()) {
-    PrintError(kCommand, created.status().message());
-    return kExitUsage;
-  }
+  if (!created.ok()) return FailLocally(kCommand, created.status());
   Subscriber& subscriber = **created;
 
   int64_t events = 0;
@@ -150,9 +180,11 @@ int RunTail(const TailCommand& command) {
 
 int RunGet(const GetCommand& command) {
   constexpr absl::string_view kCommand = "get";
-  std::unique_ptr<v1::Events::Stub> stub = v1::Events::NewStub(MakeChannel(command.server));
+  absl::StatusOr<Connection> connection = Open(command.server);
+  if (!connection.ok()) return FailLocally(kCommand, connection.status());
+  std::unique_ptr<v1::Events::Stub> stub = v1::Events::NewStub(connection->channel);
   grpc::ClientContext context;
-  SetDeadline(command.server, &context);
+  connection->Prepare(&context);
   v1::GetEventRequest request;
   request.set_id(command.id);
   request.set_include_raw_json(command.raw);
@@ -168,7 +200,9 @@ int RunGet(const GetCommand& command) {
 
 int RunList(const ListCommand& command) {
   constexpr absl::string_view kCommand = "list";
-  std::unique_ptr<v1::Events::Stub> stub = v1::Events::NewStub(MakeChannel(command.server));
+  absl::StatusOr<Connection> connection = Open(command.server);
+  if (!connection.ok()) return FailLocally(kCommand, connection.status());
+  std::unique_ptr<v1::Events::Stub> stub = v1::Events::NewStub(connection->channel);
   v1::ListEventsRequest request;
   *request.mutable_filter() = command.filter;
   ApplyStart(command.start, &request);
@@ -177,7 +211,7 @@ int RunList(const ListCommand& command) {
   uint64_t last_sequence = 0;
   for (;;) {
     grpc::ClientContext context;
-    SetDeadline(command.server, &context);
+    connection->Prepare(&context);
     v1::ListEventsResponse response;
     grpc::Status status = stub->ListEvents(&context, request, &response);
     if (!status.ok()) return Fail(kCommand, ToAbslStatus(status), command.server);
@@ -204,9 +238,11 @@ int RunList(const ListCommand& command) {
 
 int RunStats(const StatsCommand& command) {
   constexpr absl::string_view kCommand = "stats";
-  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(MakeChannel(command.server));
+  absl::StatusOr<Connection> connection = Open(command.server);
+  if (!connection.ok()) return FailLocally(kCommand, connection.status());
+  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(connection->channel);
   grpc::ClientContext context;
-  SetDeadline(command.server, &context);
+  connection->Prepare(&context);
   v1::GetStatsResponse response;
   grpc::Status status = stub->GetStats(&context, v1::GetStatsRequest(), &response);
   if (!status.ok()) return Fail(kCommand, ToAbslStatus(status), command.server);

@@ -13,6 +13,9 @@ namespace sidestream::cli {
 namespace {
 
 constexpr const char* kCommonFlags[] = {"server", "timeout"};
+// How the gRPC commands authenticate; see Subcommand::grpc.
+constexpr const char* kConnectionFlags[] = {"token_file", "tls_ca_file", "tls_cert_file",
+                                            "tls_key_file", "tls_server_name"};
 
 // Usage flags that absl handles itself; not in its flag registry.
 constexpr absl::string_view kAbslUsageFlags[] = {"help",        "helpfull", "helpshort",
@@ -50,7 +53,8 @@ const std::vector<Subcommand>& Subcommands() {
        "  SIDESTREAM_WEBHOOK_SECRET=whsec_... sidestream-cli send --type=payout.failed \\\n"
        "      --account=acct_1Nv0FGQ9RKHgCVdK --count=3\n",
        {"url", "type", "account", "live", "id", "padding_bytes", "count", "body_file",
-        "secret_file", "secret_label"}},
+        "secret_file", "secret_label"},
+       /*grpc=*/false},
       {"tail",
        "",
        "Stream events as they are stored, resuming across reconnects.",
@@ -98,6 +102,11 @@ std::string ProgramUsage() {
   absl::StrAppend(&out,
                   "\nRun 'sidestream-cli help <command>' for the flags of a command.\n"
                   "The server is --server, else $SIDESTREAM_SERVER, else 127.0.0.1:50051.\n"
+                  "tail, get, list and stats talk gRPC in plain text unless a --tls_* flag is\n"
+                  "given (--tls_ca_file=ca.pem; --tls_cert_file and --tls_key_file for mutual\n"
+                  "TLS); a server with access tokens needs --token_file=FILE, a file holding\n"
+                  "the token. Each of these can be set as SIDESTREAM_<FLAG> instead, such as\n"
+                  "SIDESTREAM_TOKEN_FILE.\n"
                   "Exit status: 0 success, 1 failure, 2 usage error (including a request the\n"
                   "server rejected as INVALID_ARGUMENT).\n");
   return out;
@@ -109,6 +118,9 @@ std::string SubcommandHelp(const Subcommand& subcommand) {
                                  subcommand.summary, "\n\n", subcommand.details, "\nFlags:\n");
   for (const char* name : subcommand.flags) absl::StrAppend(&out, FlagLine(name));
   for (const char* name : kCommonFlags) absl::StrAppend(&out, FlagLine(name));
+  if (subcommand.grpc) {
+    for (const char* name : kConnectionFlags) absl::StrAppend(&out, FlagLine(name));
+  }
   return out;
 }
 
@@ -170,8 +182,10 @@ absl::StatusOr<std::set<std::string>> CheckFlagSyntax(int argc, char** argv) {
 absl::Status CheckFlagsApply(const Subcommand& subcommand, const std::set<std::string>& given) {
   std::set<std::string> ours;
   for (const Subcommand& other : Subcommands()) ours.insert(other.flags.begin(), other.flags.end());
+  ours.insert(std::begin(kConnectionFlags), std::end(kConnectionFlags));
   for (const std::string& name : given) {
     if (Contains(subcommand.flags, name) || Contains(kCommonFlags, name)) continue;
+    if (subcommand.grpc && Contains(kConnectionFlags, name)) continue;
     if (ours.count(name) > 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("--", name, " does not apply to '", subcommand.name,

@@ -23,6 +23,9 @@ struct Subcommand {
   const char* details;
   // The flags that apply, besides the common --server and --timeout.
   std::vector<const char*> flags;
+  // Whether the command calls the gRPC API, so that the connection flags
+  // (--token_file, --tls_*) apply too.
+  bool grpc = true;
 };
 
 const std::vector<Subcommand>& Subcommands();
