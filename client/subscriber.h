@@ -11,6 +11,9 @@
 //   SubscriberOptions options;
 //   options.filter.add_types("payout.*");
 //   options.position = v1::START_POSITION_OLDEST;
+//   // For a server with --grpc_tokens_file and gRPC TLS:
+//   options.token_file = "/etc/sidestream/token";
+//   options.tls.ca_file = "/etc/sidestream/ca.pem";
 //   absl::StatusOr<std::unique_ptr<Subscriber>> subscriber =
 //       Subscriber::Create(options);
 //   if (!subscriber.ok()) return subscriber.status();
