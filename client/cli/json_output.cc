@@ -168,6 +168,12 @@ std::string FormatStatsTable(const v1::GetStatsResponse& stats, absl::Time now) 
   absl::StrAppendFormat(&out, "  %-12s %d\n", "events", log.event_count());
   absl::StrAppendFormat(&out, "  %-12s %d\n", "bytes", log.event_bytes());
   absl::StrAppendFormat(&out, "  %-12s %d\n", "trimmed", log.trimmed_events());
+  if (log.commits() > 0) {
+    absl::StrAppendFormat(&out, "  %-12s %d (%.1f appends each on average)\n", "commits",
+                          log.commits(),
+                          static_cast<double>(log.committed_appends()) /
+                              static_cast<double>(log.commits()));
+  }
   if (!log.writable() && stats.has_log()) {
     absl::StrAppendFormat(&out, "  %-12s NO: %s\n", "writable", log.last_error());
   }

@@ -54,6 +54,11 @@ struct LogInfo {
   std::string last_error;
   // Events removed by retention since the log was opened.
   uint64_t trimmed_events = 0;
+  // Group commits of appends since the log was opened (one durable write,
+  // an fsync for SQLite, each), and the appends they carried (duplicates
+  // included): their ratio is the average batch size.
+  uint64_t commits = 0;
+  uint64_t committed_appends = 0;
 };
 
 struct ReadOptions {

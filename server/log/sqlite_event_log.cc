@@ -897,6 +897,11 @@ void SqliteEventLog::Impl::CommitBatch(std::vector<PendingAppend>& batch) {
   }
   counters_ = next;
   PublishCounters();
+  {
+    absl::MutexLock lock(&info_mu_);
+    ++info_.commits;
+    info_.committed_appends += batch.size();
+  }
   SetWritable(true, "");
   std::vector<EventRecordPtr> records;
   records.reserve(stored.size());

@@ -181,6 +181,9 @@ TEST_F(SqliteEventLogTest, AppendAssignsDenseSequencesFromOne) {
   EXPECT_EQ(info.last_sequence, 3u);
   EXPECT_EQ(info.event_count, 3u);
   EXPECT_EQ(info.event_bytes, 300u);
+  // One append at a time: one commit each.
+  EXPECT_EQ(info.commits, 3u);
+  EXPECT_EQ(info.committed_appends, 3u);
 }
 
 TEST_F(SqliteEventLogTest, DuplicateGetsFirstSequenceAndStoresNothing) {
@@ -260,6 +263,9 @@ TEST_F(SqliteEventLogTest, GroupCommitBatchesConcurrentAppends) {
   EXPECT_LT(spans.size(), static_cast<size_t>(kTotal));
   EXPECT_GT(*std::max_element(spans.begin(), spans.end()), 1u);
   EXPECT_LE(*std::max_element(spans.begin(), spans.end()), Options().max_batch);
+  // The counters the metrics export agree with what the listener saw.
+  EXPECT_EQ(log->Info().commits, spans.size());
+  EXPECT_EQ(log->Info().committed_appends, static_cast<uint64_t>(kTotal));
 }
 
 TEST_F(SqliteEventLogTest, ListenerReceivesEveryNewRecordOnceInOrder) {
@@ -481,6 +487,7 @@ TEST_F(SqliteEventLogTest, RetentionTrimsEventsOlderThanRetention) {
   EXPECT_EQ(info.last_sequence, 3u);
   EXPECT_EQ(info.event_count, 1u);
   EXPECT_EQ(info.event_bytes, 100u);
+  EXPECT_EQ(info.trimmed_events, 2u);
   absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(0, ReadOptions());
   ASSERT_TRUE(page.ok());
   EXPECT_THAT(Sequences(*page), ElementsAre(3));

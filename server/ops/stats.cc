@@ -95,6 +95,8 @@ v1::GetStatsResponse CollectStats(const StatsSources& sources) {
   log->set_trimmed_events(info.trimmed_events);
   log->set_writable(info.writable);
   log->set_last_error(info.last_error);
+  log->set_commits(info.commits);
+  log->set_committed_appends(info.committed_appends);
   for (v1::SubscriptionStats& s : sources.registry->Stats()) {
     *response.add_subscriptions() = std::move(s);
   }
@@ -166,6 +168,12 @@ std::string RenderPrometheus(const v1::GetStatsResponse& stats) {
   Counter(out, "sidestream_log_trimmed_events_total",
           "Events removed by retention (age or size) since the server started.",
           log.trimmed_events());
+  Counter(out, "sidestream_log_commits_total",
+          "Group commits: durable writes (fsyncs) of a batch of appends.", log.commits());
+  Counter(out, "sidestream_log_committed_appends_total",
+          "Appends carried by group commits (duplicates included); divided by "
+          "sidestream_log_commits_total, the average batch size.",
+          log.committed_appends());
 
   // Delivery.
   const v1::DeliveryStats& delivery = stats.delivery();

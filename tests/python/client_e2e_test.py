@@ -246,6 +246,9 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(delta("sidestream_webhook_append_duration_seconds_count"), 2)
         self.assertEqual(delta("sidestream_webhook_verify_duration_seconds_count"), 3)
         self.assertEqual(delta("sidestream_log_last_sequence"), 1)
+        self.assertGreaterEqual(delta("sidestream_log_commits_total"), 1)
+        self.assertGreaterEqual(delta("sidestream_log_committed_appends_total"),
+                                delta("sidestream_log_commits_total"))
         self.assertEqual(count(after, "sidestream_ready"), 1)
 
         # Admin.GetStats shows the same picture.
