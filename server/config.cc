@@ -172,9 +172,10 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
         {"grpc_tls", &options.grpc_tls},
         {"admin_tls", &options.admin_tls}}) {
     if (tls->cert_file.empty() != tls->key_file.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--", prefix, "_cert_file and --", prefix, "_key_file must be set together (TLS needs "
-          "both the certificate chain and its private key)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", prefix, "_cert_file and --", prefix,
+                       "_key_file must be set together (TLS needs "
+                       "both the certificate chain and its private key)"));
     }
   }
   if (!options.grpc_tls_client_ca_file.empty() && !options.grpc_tls.enabled()) {
@@ -213,7 +214,7 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   const bool tokens = !options.grpc_tokens_file.empty();
   for (const auto& [flag, address, tls] :
        {std::tuple<const char*, const ListenAddress*, bool>{"grpc_listen", &options.grpc,
-                                                             options.grpc_tls.enabled()},
+                                                            options.grpc_tls.enabled()},
         {"admin_listen", &options.admin, options.admin_tls.enabled()}}) {
     if (!IsLoopbackHost(address->host) && !tls && !tokens && !options.allow_insecure_remote) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -239,7 +240,7 @@ std::vector<std::string> SecurityWarnings(const ServerOptions& options) {
   }
   for (const auto& [flag, address, tls] :
        {std::tuple<const char*, const ListenAddress*, bool>{"grpc_listen", &options.grpc,
-                                                             options.grpc_tls.enabled()},
+                                                            options.grpc_tls.enabled()},
         {"admin_listen", &options.admin, options.admin_tls.enabled()}}) {
     if (IsLoopbackHost(address->host)) continue;
     if (!tls && !tokens) {

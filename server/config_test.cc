@@ -378,12 +378,21 @@ TEST(ValidateServerOptionsTest, NonLoopbackWebhooksAreAllowedWithAWarning) {
 }
 
 TEST(ValidateServerOptionsTest, NonLoopbackGrpcOrAdminNeedsTlsOrTokensOrOptIn) {
-  ExpectInvalid([](ServerOptions& o) { o.grpc = {"10.0.0.5", 50051}; },
-                absl::StatusCode::kFailedPrecondition, "--grpc_listen");
-  ExpectInvalid([](ServerOptions& o) { o.admin = {"0.0.0.0", 9090}; },
-                absl::StatusCode::kFailedPrecondition, "--admin_listen");
-  ExpectInvalid([](ServerOptions& o) { o.grpc = {"::", 50051}; },
-                absl::StatusCode::kFailedPrecondition, "--allow_insecure_remote");
+  ExpectInvalid(
+      [](ServerOptions& o) {
+        o.grpc = {"10.0.0.5", 50051};
+      },
+      absl::StatusCode::kFailedPrecondition, "--grpc_listen");
+  ExpectInvalid(
+      [](ServerOptions& o) {
+        o.admin = {"0.0.0.0", 9090};
+      },
+      absl::StatusCode::kFailedPrecondition, "--admin_listen");
+  ExpectInvalid(
+      [](ServerOptions& o) {
+        o.grpc = {"::", 50051};
+      },
+      absl::StatusCode::kFailedPrecondition, "--allow_insecure_remote");
   // TLS on the listener, or tokens, or the explicit opt-out.
   ExpectValid([](ServerOptions& o) {
     o.grpc = {"::", 50051};

@@ -235,8 +235,8 @@ absl::Status Server::Impl::Start() {
   absl::StatusOr<std::unique_ptr<HttpServer>> admin =
       HttpServer::Start(admin_options, admin_handler_.get());
   if (!admin.ok()) {
-    return absl::Status(admin.status().code(),
-                        absl::StrCat("admin listener (--admin_listen): ", admin.status().message()));
+    return absl::Status(admin.status().code(), absl::StrCat("admin listener (--admin_listen): ",
+                                                            admin.status().message()));
   }
   admin_http_ = *std::move(admin);
   return absl::OkStatus();
@@ -256,8 +256,9 @@ void Server::Impl::Shutdown(absl::Duration grace) {
     if (webhook_->AwaitIdle(deadline) && (http_ == nullptr || http_->Drain(deadline))) {
       LOG_INFO("shutdown: every accepted webhook is stored and answered");
     } else {
-      LOG_WARNING("shutdown: grace period over with webhooks still waiting for the log; "
-                  "Stripe retries them");
+      LOG_WARNING(
+          "shutdown: grace period over with webhooks still waiting for the log; "
+          "Stripe retries them");
     }
   }
   if (watcher_.joinable()) {
@@ -321,8 +322,8 @@ absl::Status Server::Impl::Reload() {
     if (listener == nullptr) continue;
     absl::StatusOr<std::string> cert = listener->ReloadTls();
     if (!cert.ok()) {
-      tls_status.Update(absl::Status(
-          cert.status().code(), absl::StrCat(name, ": ", cert.status().message())));
+      tls_status.Update(
+          absl::Status(cert.status().code(), absl::StrCat(name, ": ", cert.status().message())));
     } else if (!cert->empty()) {
       LOG_INFO("reload: ", name, " certificate: ", *cert);
     }

@@ -25,16 +25,6 @@ constexpr char kAdminToken[] = "cli-admin-token-0123456789abcdef0123456789";
 constexpr char kPayoutsToken[] = "cli-payouts-token-0123456789abcdef01234567";
 constexpr char kRotatedToken[] = "cli-rotated-token-0123456789abcdef0123456";
 
-void WriteFile(const std::string& path, const std::string& text) {
-  // Aside and renamed into place, so that a reader never sees half a file.
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-  }
-  ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
-}
-
 size_t Lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
 
 class ClientSecurityTest : public ::testing::Test {

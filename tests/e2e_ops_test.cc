@@ -2,6 +2,7 @@
 // issue): flags and help, structured logs, the admin listener, graceful
 // shutdown under load. Real binaries, ephemeral loopback ports.
 #include <signal.h>
+#include <simdjson.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -19,7 +20,6 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include <simdjson.h>
 
 #include "client/http_client.h"
 #include "tests/testing/e2e_util.h"
@@ -105,10 +105,9 @@ TEST(CommandLineE2eTest, VersionPrintsTheVersion) {
 TEST(CommandLineE2eTest, EveryFlagCanComeFromTheEnvironment) {
   const std::string dir = MakeTempDir("envflag");
   // A bad value in the environment is reported with the variable's name.
-  CommandResult bad = RunCommand({BinDir() + "/sidestream", "--data_dir=" + dir},
-                                 {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x",
-                                  "SIDESTREAM_SHUTDOWN_GRACE=soon"},
-                                 absl::Seconds(30));
+  CommandResult bad = RunCommand(
+      {BinDir() + "/sidestream", "--data_dir=" + dir},
+      {"SIDESTREAM_WEBHOOK_SECRETS=whsec_x", "SIDESTREAM_SHUTDOWN_GRACE=soon"}, absl::Seconds(30));
   EXPECT_EQ(bad.code, 2);
   EXPECT_THAT(bad.stderr_text, HasSubstr("SIDESTREAM_SHUTDOWN_GRACE=soon"));
   // And a good one takes effect: the admin listener moves.

@@ -7,9 +7,7 @@
 // two unrelated CAs, each with a server certificate for 127.0.0.1 and a
 // client certificate. The HTTPS client is OpenSSL used directly, so the test
 // controls trust and protocol versions.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -28,9 +26,11 @@
 #include "gtest/gtest.h"
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 
 #include "server/verify/stripe_signature.h"
 #include "sidestream/v1/admin_service.grpc.pb.h"
@@ -48,17 +48,6 @@ constexpr char kSecretA[] = "whsec_rotation_secret_A";
 constexpr char kSecretB[] = "whsec_rotation_secret_B";
 constexpr char kAdminToken[] = "admin-token-0123456789abcdef0123456789";
 constexpr char kBillingToken[] = "billing-token-0123456789abcdef012345678";
-
-void WriteFile(const std::string& path, const std::string& text) {
-  // Written aside and renamed into place, as deployment tools do: a reader
-  // never sees half a file.
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-  }
-  ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -147,9 +136,8 @@ class Stream {
 
   bool WaitForEvents(size_t n, absl::Duration timeout = absl::Seconds(30)) {
     absl::MutexLock lock(&mu_);
-    auto cond = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return events_.size() >= n || ended_;
-    };
+    auto cond = [this, n]()
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return events_.size() >= n || ended_; };
     return mu_.AwaitWithTimeout(absl::Condition(&cond), timeout) && events_.size() >= n;
   }
   bool WaitForCaughtUp(absl::Duration timeout = absl::Seconds(30)) {
@@ -309,8 +297,8 @@ class SecurityTest : public ::testing::Test {
 
   // Starts the server with the secrets in a file (so that SIGHUP can
   // rotate them) and `args`.
-  void StartServer(std::vector<std::string> args, const std::string& secrets_file_text =
-                                                      absl::StrCat("a=", kSecretA, "\n")) {
+  void StartServer(std::vector<std::string> args,
+                   const std::string& secrets_file_text = absl::StrCat("a=", kSecretA, "\n")) {
     secrets_file_ = dir_ + "/secrets";
     WriteFile(secrets_file_, secrets_file_text);
     ServerProcessOptions options;
@@ -366,8 +354,8 @@ class SecurityTest : public ::testing::Test {
 
 TEST_F(SecurityTest, GrpcTlsServesClientsThatTrustItsCaAndNoOthers) {
   MakeCertificates();
-  StartServer({"--grpc_tls_cert_file=" + one_.server_cert,
-               "--grpc_tls_key_file=" + one_.server_key});
+  StartServer(
+      {"--grpc_tls_cert_file=" + one_.server_cert, "--grpc_tls_key_file=" + one_.server_key});
   EXPECT_TRUE(GetStats(Channel(server_->grpc_address(), TlsCreds(one_.ca)), "").ok());
 
   grpc::Status wrong_ca = GetStats(Channel(server_->grpc_address(), TlsCreds(two_.ca)), "");
@@ -379,8 +367,7 @@ TEST_F(SecurityTest, GrpcTlsServesClientsThatTrustItsCaAndNoOthers) {
 
 TEST_F(SecurityTest, GrpcMutualTlsNeedsAClientCertificateFromTheClientCa) {
   MakeCertificates();
-  StartServer({"--grpc_tls_cert_file=" + one_.server_cert,
-               "--grpc_tls_key_file=" + one_.server_key,
+  StartServer({"--grpc_tls_cert_file=" + one_.server_cert, "--grpc_tls_key_file=" + one_.server_key,
                "--grpc_tls_client_ca_file=" + one_.ca});
   const std::string target = server_->grpc_address();
   EXPECT_TRUE(
@@ -397,8 +384,8 @@ TEST_F(SecurityTest, GrpcMutualTlsNeedsAClientCertificateFromTheClientCa) {
 
 TEST_F(SecurityTest, HttpsWebhookListenerAcceptsTls12AndLaterOnly) {
   MakeCertificates();
-  StartServer({"--http_tls_cert_file=" + one_.server_cert,
-               "--http_tls_key_file=" + one_.server_key});
+  StartServer(
+      {"--http_tls_cert_file=" + one_.server_cert, "--http_tls_key_file=" + one_.server_key});
   const std::string body = SampleBody("invoice.paid", "acct_1", true, "evt_https_1");
 
   HttpsResult ok = HttpsExchange(server_->http_address(), one_.ca, WebhookRequest(body, kSecretA));
@@ -412,8 +399,8 @@ TEST_F(SecurityTest, HttpsWebhookListenerAcceptsTls12AndLaterOnly) {
   EXPECT_THAT(untrusted.error, HasSubstr("certificate verify failed"));
 
   // TLS 1.1 is refused by the server; the same client capped at 1.2 works.
-  HttpsResult old = HttpsExchange(server_->http_address(), one_.ca,
-                                  WebhookRequest(body, kSecretA), TLS1_1_VERSION);
+  HttpsResult old = HttpsExchange(server_->http_address(), one_.ca, WebhookRequest(body, kSecretA),
+                                  TLS1_1_VERSION);
   EXPECT_THAT(old.error, HasSubstr("alert protocol version"));  // the server's alert
   EXPECT_EQ(old.status, 0);
   HttpsResult tls12 = HttpsExchange(server_->http_address(), one_.ca,
@@ -424,7 +411,8 @@ TEST_F(SecurityTest, HttpsWebhookListenerAcceptsTls12AndLaterOnly) {
   // Plain HTTP to the HTTPS port gets no HTTP answer, and the server lives on.
   absl::StatusOr<HttpResponse> plain = PostWebhook(server_->webhook_url(), body, kSecretA);
   EXPECT_FALSE(plain.ok() && plain->status_code == 200);
-  HttpsResult again = HttpsExchange(server_->http_address(), one_.ca, WebhookRequest(body, kSecretA));
+  HttpsResult again =
+      HttpsExchange(server_->http_address(), one_.ca, WebhookRequest(body, kSecretA));
   EXPECT_EQ(again.status, 200) << again.error;
 }
 
@@ -454,7 +442,8 @@ class TokenTest : public SecurityTest {
 };
 
 TEST_F(TokenTest, MissingOrWrongTokenIsUnauthenticated) {
-  for (const std::string& token : {std::string(), std::string("not-a-configured-token-xxxxxxxxxxxx")}) {
+  for (const std::string& token :
+       {std::string(), std::string("not-a-configured-token-xxxxxxxxxxxx")}) {
     SCOPED_TRACE(token);
     EXPECT_EQ(GetStats(channel_, token).error_code(), grpc::StatusCode::UNAUTHENTICATED);
     EXPECT_EQ(GetEvent(channel_, token, "evt_x").error_code(), grpc::StatusCode::UNAUTHENTICATED);
@@ -565,8 +554,8 @@ TEST_F(SecurityTest, RemoteGrpcWithoutTlsOrTokensRefusesToStart) {
        {std::string("--grpc_listen=0.0.0.0:0"), std::string("--admin_listen=0.0.0.0:0")}) {
     SCOPED_TRACE(listen);
     ServerProcess::Exit exit = ServerProcess::RunToExit(
-        {"--data_dir=" + data, "--http_listen=127.0.0.1:0",
-         "--grpc_listen=127.0.0.1:0", "--admin_listen=127.0.0.1:0", listen},
+        {"--data_dir=" + data, "--http_listen=127.0.0.1:0", "--grpc_listen=127.0.0.1:0",
+         "--admin_listen=127.0.0.1:0", listen},
         env, absl::Seconds(30));
     EXPECT_NE(exit.code, 0);
     EXPECT_THAT(exit.stderr_text, HasSubstr("--allow_insecure_remote"));
@@ -699,7 +688,8 @@ TEST_F(SecurityTest, CertificatesRotateWithoutDroppingAStream) {
 
   // HTTPS: new connections get the new certificate right after SIGHUP.
   const std::string body2 = SampleBody("invoice.paid", "acct_1", true, "evt_after_rotation");
-  HttpsResult after = HttpsExchange(server_->http_address(), two_.ca, WebhookRequest(body2, kSecretA));
+  HttpsResult after =
+      HttpsExchange(server_->http_address(), two_.ca, WebhookRequest(body2, kSecretA));
   ASSERT_EQ(after.status, 200) << after.error;
   EXPECT_THAT(after.server_subject, HasSubstr("two server"));
   EXPECT_NE(HttpsExchange(server_->http_address(), one_.ca, WebhookRequest(body2, kSecretA)).error,
@@ -718,8 +708,7 @@ TEST_F(SecurityTest, CertificatesRotateWithoutDroppingAStream) {
 
   // The stream opened under the old certificate is still there and live.
   ASSERT_TRUE(stream.WaitForEvents(2));
-  EXPECT_THAT(stream.ids(),
-              ::testing::ElementsAre("evt_before_rotation", "evt_after_rotation"));
+  EXPECT_THAT(stream.ids(), ::testing::ElementsAre("evt_before_rotation", "evt_after_rotation"));
   EXPECT_FALSE(stream.ended());
 }
 

@@ -98,8 +98,8 @@ double HistogramQuantile(const v1::LatencyHistogram& histogram, double q) {
       if (std::isinf(upper)) return largest_finite;
       const uint64_t in_bucket = cumulative - below;
       if (in_bucket == 0) return upper;
-      return lower + (upper - lower) * (rank - static_cast<double>(below)) /
-                         static_cast<double>(in_bucket);
+      return lower +
+             (upper - lower) * (rank - static_cast<double>(below)) / static_cast<double>(in_bucket);
     }
     if (!std::isinf(upper)) largest_finite = upper;
     lower = upper;
@@ -151,8 +151,10 @@ std::string FormatStatsTable(const v1::GetStatsResponse& stats, absl::Time now) 
     absl::StrAppendFormat(&out, "  %-12s %-28s %d\n", "rejected", reason, count);
   }
 
-  absl::StrAppendFormat(&out, "  %-12s %s\n", "verify", FormatLatency(stats.ingress().verify_latency()));
-  absl::StrAppendFormat(&out, "  %-12s %s\n", "append", FormatLatency(stats.ingress().append_latency()));
+  absl::StrAppendFormat(&out, "  %-12s %s\n", "verify",
+                        FormatLatency(stats.ingress().verify_latency()));
+  absl::StrAppendFormat(&out, "  %-12s %s\n", "append",
+                        FormatLatency(stats.ingress().append_latency()));
 
   const v1::LogStats& log = stats.log();
   absl::StrAppend(&out, "\nLog",
@@ -169,10 +171,9 @@ std::string FormatStatsTable(const v1::GetStatsResponse& stats, absl::Time now) 
   absl::StrAppendFormat(&out, "  %-12s %d\n", "bytes", log.event_bytes());
   absl::StrAppendFormat(&out, "  %-12s %d\n", "trimmed", log.trimmed_events());
   if (log.commits() > 0) {
-    absl::StrAppendFormat(&out, "  %-12s %d (%.1f appends each on average)\n", "commits",
-                          log.commits(),
-                          static_cast<double>(log.committed_appends()) /
-                              static_cast<double>(log.commits()));
+    absl::StrAppendFormat(
+        &out, "  %-12s %d (%.1f appends each on average)\n", "commits", log.commits(),
+        static_cast<double>(log.committed_appends()) / static_cast<double>(log.commits()));
   }
   if (!log.writable() && stats.has_log()) {
     absl::StrAppendFormat(&out, "  %-12s NO: %s\n", "writable", log.last_error());
@@ -181,8 +182,7 @@ std::string FormatStatsTable(const v1::GetStatsResponse& stats, absl::Time now) 
   const v1::DeliveryStats& delivery = stats.delivery();
   absl::StrAppend(&out, "\nDelivery\n");
   absl::StrAppendFormat(&out, "  %-12s %d sent, %d bytes, %d checkpoints\n", "events",
-                        delivery.events_sent(), delivery.bytes_sent(),
-                        delivery.checkpoints_sent());
+                        delivery.events_sent(), delivery.bytes_sent(), delivery.checkpoints_sent());
   absl::StrAppendFormat(&out, "  %-12s %d reads, %d events\n", "catch-up", delivery.log_reads(),
                         delivery.log_read_events());
   absl::StrAppendFormat(&out, "  %-12s %d opened since start\n", "streams",

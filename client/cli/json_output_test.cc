@@ -107,8 +107,8 @@ TEST(HistogramQuantileTest, InterpolatesInsideTheBucketLikePrometheus) {
     bucket->set_upper_bound_seconds(bound);
     bucket->set_cumulative_count(cumulative);
   }
-  EXPECT_NEAR(HistogramQuantile(h, 0.5), 0.001, 1e-12);          // top of the first bucket
-  EXPECT_NEAR(HistogramQuantile(h, 0.2), 0.0004, 1e-12);         // 2 of 5 in [0, 1 ms]
+  EXPECT_NEAR(HistogramQuantile(h, 0.5), 0.001, 1e-12);   // top of the first bucket
+  EXPECT_NEAR(HistogramQuantile(h, 0.2), 0.0004, 1e-12);  // 2 of 5 in [0, 1 ms]
   EXPECT_NEAR(HistogramQuantile(h, 0.65), 0.001 + 0.009 * 0.5, 1e-12);
   EXPECT_EQ(HistogramQuantile(h, 0.99), 0.01);  // in +Inf: the largest finite bound
 }

@@ -3,9 +3,9 @@
 // Debian 12's Abseil has no absl/log, so the server logs through this small
 // header. One line per message on stderr, in one of three formats:
 //
-//   json    {"time":"2026-11-26T22:10:00.123Z","level":"info","msg":"webhook stored","event_id":"evt_1"}
-//   logfmt  time=2026-11-26T22:10:00.123Z level=info msg="webhook stored" event_id=evt_1
-//   text    2026-11-26T22:10:00.123Z INFO webhook stored event_id=evt_1
+//   json    {"time":"2026-11-26T22:10:00.123Z","level":"info","msg":"webhook
+//   stored","event_id":"evt_1"} logfmt  time=2026-11-26T22:10:00.123Z level=info msg="webhook
+//   stored" event_id=evt_1 text    2026-11-26T22:10:00.123Z INFO webhook stored event_id=evt_1
 //
 // A message is a short constant sentence; what varies goes into fields
 // (event_id, type, account, reason, peer, ...), so that log pipelines can
@@ -58,7 +58,8 @@ std::string FormatLogLine(LogFormat format, absl::string_view time, LogLevel lev
 
 // Writes one line. Prefer the LOG_* macros, which skip formatting when the
 // level is disabled.
-void LogLine(LogLevel level, absl::string_view message, std::initializer_list<LogField> fields = {});
+void LogLine(LogLevel level, absl::string_view message,
+             std::initializer_list<LogField> fields = {});
 
 }  // namespace sidestream
 
@@ -76,11 +77,11 @@ void LogLine(LogLevel level, absl::string_view message, std::initializer_list<Lo
 
 // LOG_FIELDS(kInfo, "webhook stored", {"event_id", id}, {"sequence", seq}):
 // a constant message and structured fields.
-#define LOG_FIELDS(level, message, ...)                                                  \
-  do {                                                                                   \
-    if (::sidestream::LogEnabled(::sidestream::LogLevel::level)) {                       \
-      ::sidestream::LogLine(::sidestream::LogLevel::level, message, {__VA_ARGS__});      \
-    }                                                                                    \
+#define LOG_FIELDS(level, message, ...)                                             \
+  do {                                                                              \
+    if (::sidestream::LogEnabled(::sidestream::LogLevel::level)) {                  \
+      ::sidestream::LogLine(::sidestream::LogLevel::level, message, {__VA_ARGS__}); \
+    }                                                                               \
   } while (0)
 
 #endif  // SIDESTREAM_SERVER_COMMON_LOGGING_H_

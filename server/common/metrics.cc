@@ -40,11 +40,11 @@ void AppendEscaped(std::string* out, absl::string_view value, bool quote_too) {
 
 void LatencyHistogram::Observe(absl::Duration latency) {
   const double seconds = absl::ToDoubleSeconds(latency);
-  const size_t index =
-      std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin();
+  const size_t index = std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin();
   buckets_[index].fetch_add(1, std::memory_order_relaxed);
-  sum_nanos_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Nanoseconds(latency))),
-                       std::memory_order_relaxed);
+  sum_nanos_.fetch_add(
+      static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Nanoseconds(latency))),
+      std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -70,8 +70,7 @@ void PrometheusWriter::Family(absl::string_view name, absl::string_view type,
 }
 
 void PrometheusWriter::AppendSeries(absl::string_view name, Labels labels,
-                                    absl::string_view extra_label,
-                                    absl::string_view extra_value) {
+                                    absl::string_view extra_label, absl::string_view extra_value) {
   text_.append(name.data(), name.size());
   if (labels.size() == 0 && extra_label.empty()) {
     text_ += ' ';

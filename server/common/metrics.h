@@ -73,7 +73,8 @@ class PrometheusWriter {
 };
 
 // The media type of the text exposition.
-inline constexpr absl::string_view kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr absl::string_view kPrometheusContentType =
+    "text/plain; version=0.0.4; charset=utf-8";
 
 }  // namespace sidestream
 

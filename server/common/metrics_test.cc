@@ -10,18 +10,18 @@ using ::testing::HasSubstr;
 
 TEST(LatencyHistogramTest, CountsEachObservationInItsBucket) {
   LatencyHistogram h;
-  h.Observe(absl::Microseconds(10));    // <= 25 µs
-  h.Observe(absl::Microseconds(25));    // <= 25 µs (bounds are inclusive)
-  h.Observe(absl::Microseconds(700));   // <= 1 ms
-  h.Observe(absl::Seconds(60));         // +Inf
+  h.Observe(absl::Microseconds(10));   // <= 25 µs
+  h.Observe(absl::Microseconds(25));   // <= 25 µs (bounds are inclusive)
+  h.Observe(absl::Microseconds(700));  // <= 1 ms
+  h.Observe(absl::Seconds(60));        // +Inf
   const LatencyHistogram::Snapshot s = h.Read();
   ASSERT_EQ(s.cumulative.size(), LatencyHistogram::kBounds.size() + 1);
   EXPECT_EQ(s.count, 4u);
-  EXPECT_EQ(s.cumulative[0], 2u);                             // 25 µs
-  EXPECT_EQ(s.cumulative[4], 2u);                             // 500 µs
-  EXPECT_EQ(s.cumulative[5], 3u);                             // 1 ms
+  EXPECT_EQ(s.cumulative[0], 2u);                                     // 25 µs
+  EXPECT_EQ(s.cumulative[4], 2u);                                     // 500 µs
+  EXPECT_EQ(s.cumulative[5], 3u);                                     // 1 ms
   EXPECT_EQ(s.cumulative[LatencyHistogram::kBounds.size() - 1], 3u);  // 10 s
-  EXPECT_EQ(s.cumulative.back(), 4u);                         // +Inf
+  EXPECT_EQ(s.cumulative.back(), 4u);                                 // +Inf
   EXPECT_NEAR(s.sum_seconds, 60.000735, 1e-9);
 }
 

@@ -2,8 +2,6 @@
 // of the server sees HttpServer through a Beast-free header.
 #include "server/ingress/http_server.h"
 
-#include <sys/stat.h>
-
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -23,6 +21,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <openssl/ssl.h>
+#include <sys/stat.h>
 
 #include "server/common/logging.h"
 #include "server/security/tls_files.h"
@@ -50,8 +49,8 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 // A server context for `options`' certificate and key: TLS 1.2 minimum, no
 // compression, no renegotiation. The description of the certificate goes to
 // `description`.
-absl::StatusOr<std::shared_ptr<net::ssl::context>> MakeTlsContext(
-    const HttpServerOptions& options, std::string* description) {
+absl::StatusOr<std::shared_ptr<net::ssl::context>> MakeTlsContext(const HttpServerOptions& options,
+                                                                  std::string* description) {
   absl::StatusOr<std::string> checked =
       CheckCertificateAndKey(options.tls_cert_file, options.tls_key_file, options.tls_flag_prefix);
   if (!checked.ok()) return checked.status();
@@ -137,16 +136,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void Handshake() {
     lowest().expires_after(ToChrono(options_.tls_handshake_timeout));
-    stream_.async_handshake(net::ssl::stream_base::server,
-                            [self = shared_from_this()](beast::error_code ec) {
-                              if (ec) {
-                                self->handshake_failures_->fetch_add(1, std::memory_order_relaxed);
-                                LOG_DEBUG("tls handshake failed: peer=", self->peer_, " ",
-                                          ec.message());
-                                return self->Close();
-                              }
-                              self->AwaitRequest();
-                            });
+    stream_.async_handshake(
+        net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+          if (ec) {
+            self->handshake_failures_->fetch_add(1, std::memory_order_relaxed);
+            LOG_DEBUG("tls handshake failed: peer=", self->peer_, " ", ec.message());
+            return self->Close();
+          }
+          self->AwaitRequest();
+        });
   }
 
   // Waits for the first byte of the next request under the idle timeout;
@@ -290,8 +288,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     response_.prepare_payload();
     lowest().expires_after(ToChrono(options_.write_timeout));
     http::async_write(stream_, response_,
-                      [self = shared_from_this(), keep_alive, owed](beast::error_code ec,
-                                                                    size_t) {
+                      [self = shared_from_this(), keep_alive, owed](beast::error_code ec, size_t) {
                         self->response_ = {};
                         if (owed) self->owed_->Add(-1);
                         if (ec || !keep_alive) return self->Close();
@@ -458,9 +455,10 @@ class BeastHttpServer final : public HttpServer {
         if (loaded.ok()) {
           LOG_INFO("https: certificate files changed, now serving ", *loaded);
         } else {
-          LOG_ERROR("https: certificate files changed but cannot be used, keeping the previous "
-                    "certificate: ",
-                    loaded.status().message());
+          LOG_ERROR(
+              "https: certificate files changed but cannot be used, keeping the previous "
+              "certificate: ",
+              loaded.status().message());
         }
       }
       WatchTlsFiles();

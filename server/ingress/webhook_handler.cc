@@ -125,8 +125,8 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpRespond respond) {
   const absl::Time append_start = absl::Now();
   log_->Append(std::move(new_event), [this, respond = std::move(respond), id = event.id(),
                                       type = event.type(), account = event.account(),
-                                      peer = std::move(request.peer), append_start](
-                                         absl::StatusOr<AppendResult> result) mutable {
+                                      peer = std::move(request.peer),
+                                      append_start](absl::StatusOr<AppendResult> result) mutable {
     stats_->ObserveAppend(absl::Now() - append_start);
     if (!result.ok()) {
       LOG_FIELDS(kError, "webhook not stored", {"event_id", id}, {"type", type},

@@ -33,7 +33,8 @@ void AdminHttpHandler::Handle(HttpServerRequest request, HttpRespond respond) {
     std::move(respond)(std::move(response));
   };
   if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
-    return answer(Text(404, "not found; the admin listener serves /healthz, /readyz and /metrics\n"));
+    return answer(
+        Text(404, "not found; the admin listener serves /healthz, /readyz and /metrics\n"));
   }
   if (request.method != "GET" && !head) {
     HttpServerResponse response = Text(405, "use GET\n");

@@ -1,7 +1,6 @@
 #include "server/ops/stats.h"
 
 #include <dirent.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include <sys/resource.h>
 
 #include "server/common/metrics.h"
 #include "server/common/time_proto.h"
@@ -52,8 +52,7 @@ void Gauge(PrometheusWriter& out, absl::string_view name, absl::string_view help
   out.Sample(name, {}, value);
 }
 
-void Gauge(PrometheusWriter& out, absl::string_view name, absl::string_view help,
-           uint64_t value) {
+void Gauge(PrometheusWriter& out, absl::string_view name, absl::string_view help, uint64_t value) {
   out.Family(name, "gauge", help);
   out.Sample(name, {}, value);
 }
@@ -177,8 +176,7 @@ std::string RenderPrometheus(const v1::GetStatsResponse& stats) {
 
   // Delivery.
   const v1::DeliveryStats& delivery = stats.delivery();
-  Gauge(out, "sidestream_subscriptions", "Open Subscribe streams.",
-        delivery.open_subscriptions());
+  Gauge(out, "sidestream_subscriptions", "Open Subscribe streams.", delivery.open_subscriptions());
   Counter(out, "sidestream_subscriptions_opened_total", "Subscribe streams opened.",
           delivery.subscriptions_opened());
   Counter(out, "sidestream_events_sent_total", "Events sent on Subscribe streams.",

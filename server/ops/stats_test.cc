@@ -1,12 +1,11 @@
 #include "server/ops/stats.h"
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 namespace sidestream {
 namespace {
@@ -55,15 +54,16 @@ TEST(RenderPrometheusTest, CountsOutcomesAndReasons) {
 TEST(RenderPrometheusTest, HistogramsLogDeliveryAndProcess) {
   const std::string text = RenderPrometheus(SampleStats());
   EXPECT_THAT(text, HasSubstr("# TYPE sidestream_webhook_append_duration_seconds histogram\n"));
-  EXPECT_THAT(text, HasSubstr("sidestream_webhook_append_duration_seconds_bucket{le=\"0.001\"} 0\n"
-                              "sidestream_webhook_append_duration_seconds_bucket{le=\"0.0025\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("sidestream_webhook_append_duration_seconds_bucket{le=\"0.001\"} 0\n"
+                        "sidestream_webhook_append_duration_seconds_bucket{le=\"0.0025\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("sidestream_webhook_append_duration_seconds_count 1\n"));
   EXPECT_THAT(text, HasSubstr("sidestream_webhook_verify_duration_seconds_count 1\n"));
   EXPECT_THAT(text, HasSubstr("sidestream_log_info{epoch=\"ep\\\"och\",backend=\"sqlite\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("sidestream_log_last_sequence 7\n"));
   EXPECT_THAT(text, HasSubstr("sidestream_events_sent_total 5\n"));
-  EXPECT_THAT(text, HasSubstr(
-                        "sidestream_subscription_lag_events{subscription=\"9\",peer=\"ipv4:127.0.0.1:4000\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("sidestream_subscription_lag_events{subscription=\"9\",peer=\"ipv4:"
+                              "127.0.0.1:4000\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE process_resident_memory_bytes gauge\n"));
   EXPECT_THAT(text, Not(HasSubstr("process_resident_memory_bytes 0\n")));
 }

@@ -19,8 +19,8 @@ absl::StatusOr<std::string> ReadConfigFile(const std::string& path, absl::string
     return err == EACCES ? absl::PermissionDeniedError(msg) : absl::NotFoundError(msg);
   }
   if (!S_ISREG(st.st_mode) || st.st_size > kMaxBytes) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot read ", what, " ", path, ": not a regular file of at most 16 MiB"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read ", what, " ", path, ": not a regular file of at most 16 MiB"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {

@@ -88,7 +88,8 @@ absl::Status CidrList::Add(absl::string_view entry) {
   std::optional<IpAddress> ip = IpAddress::Parse(address);
   if (!ip.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "\"", entry, "\" is not an IP address or CIDR network (1.2.3.4, 10.0.0.0/8, 2001:db8::/32)"));
+        "\"", entry,
+        "\" is not an IP address or CIDR network (1.2.3.4, 10.0.0.0/8, 2001:db8::/32)"));
   }
   const int max_bits = ip->is_v4 ? 32 : 128;
   if (bits < 0) bits = max_bits;
@@ -138,7 +139,8 @@ absl::StatusOr<CidrList> CidrList::Load(const std::string& path, absl::string_vi
   absl::StatusOr<CidrList> list = Parse(*text, absl::StrCat(flag, " ", path));
   if (list.ok() && list->empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        flag, " ", path, ": no addresses; every webhook would be refused. Add networks, or "
+        flag, " ", path,
+        ": no addresses; every webhook would be refused. Add networks, or "
         "remove the flag to accept webhooks from anywhere (they are still signature-checked)"));
   }
   return list;
@@ -166,15 +168,15 @@ absl::StatusOr<IpAddress> WebhookSourcePolicy::ClientAddress(
   for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
     std::optional<IpAddress> hop = IpAddress::Parse(absl::StripAsciiWhitespace(*it));
     if (!hop.has_value()) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          proxy_header, " from trusted proxy ", direct->ToString(),
-          " holds an entry that is not an IP address"));
+      return absl::PermissionDeniedError(absl::StrCat(proxy_header, " from trusted proxy ",
+                                                      direct->ToString(),
+                                                      " holds an entry that is not an IP address"));
     }
     if (!trusted_proxies.Contains(*hop)) return *hop;
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      proxy_header, " from trusted proxy ", direct->ToString(),
-      " names only trusted proxies, no client"));
+  return absl::PermissionDeniedError(absl::StrCat(proxy_header, " from trusted proxy ",
+                                                  direct->ToString(),
+                                                  " names only trusted proxies, no client"));
 }
 
 absl::Status WebhookSourcePolicy::Check(absl::string_view peer,
@@ -183,8 +185,7 @@ absl::Status WebhookSourcePolicy::Check(absl::string_view peer,
   if (!client.ok()) return client.status();
   if (allowed.Contains(*client)) return absl::OkStatus();
   return absl::PermissionDeniedError(
-      absl::StrCat("source address ", client->ToString(),
-                   " is not in --webhook_allowed_ips_file"));
+      absl::StrCat("source address ", client->ToString(), " is not in --webhook_allowed_ips_file"));
 }
 
 }  // namespace sidestream

@@ -29,8 +29,7 @@ TEST(IpAddressTest, ParsesPeersAndMapsIpv4) {
 }
 
 TEST(CidrListTest, MatchesAddressesAndNetworks) {
-  CidrList list = MustParse(
-      "# Stripe\n3.18.12.63\n\n10.0.0.0/8\n  2001:db8::/32  \n");
+  CidrList list = MustParse("# Stripe\n3.18.12.63\n\n10.0.0.0/8\n  2001:db8::/32  \n");
   EXPECT_EQ(list.size(), 3u);
   EXPECT_TRUE(list.Contains(Ip("3.18.12.63")));
   EXPECT_FALSE(list.Contains(Ip("3.18.12.64")));
@@ -90,14 +89,12 @@ TEST(WebhookSourcePolicyTest, HeaderBelievedOnlyFromTrustedProxies) {
   EXPECT_EQ(policy.Check("10.0.0.5:4000", "3.18.12.63, 6.6.6.6").code(),
             absl::StatusCode::kPermissionDenied);
   // From an untrusted peer the header is ignored.
-  EXPECT_EQ(policy.Check("6.6.6.6:4000", "3.18.12.63").code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(policy.Check("6.6.6.6:4000", "3.18.12.63").code(), absl::StatusCode::kPermissionDenied);
   // A trusted proxy without a usable header is refused.
   EXPECT_EQ(policy.Check("10.0.0.5:4000", std::nullopt).code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(policy.Check("10.0.0.5:4000", "garbage").code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(policy.Check("10.0.0.5:4000", "10.0.0.7").code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(policy.Check("10.0.0.5:4000", "10.0.0.7").code(), absl::StatusCode::kPermissionDenied);
 }
 
 }  // namespace

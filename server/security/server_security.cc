@@ -50,8 +50,8 @@ absl::StatusOr<SecurityFiles> LoadSecurityFiles(const ServerOptions& options,
   }
 
   if (options.grpc_tls.enabled()) {
-    absl::StatusOr<std::string> cert = CheckCertificateAndKey(
-        options.grpc_tls.cert_file, options.grpc_tls.key_file, "grpc_tls");
+    absl::StatusOr<std::string> cert =
+        CheckCertificateAndKey(options.grpc_tls.cert_file, options.grpc_tls.key_file, "grpc_tls");
     if (!cert.ok()) return cert.status();
     files.grpc_certificate = *std::move(cert);
     if (!options.grpc_tls_client_ca_file.empty()) {
@@ -71,8 +71,8 @@ std::vector<std::string> DescribeChanges(const SecurityFiles& before, const Secu
                                    " -> ", absl::StrJoin(after.secret_labels, ",")));
   } else {
     // Same labels, maybe new values: say so without telling which.
-    changes.push_back(absl::StrCat("webhook secrets re-read: ",
-                                   absl::StrJoin(after.secret_labels, ",")));
+    changes.push_back(
+        absl::StrCat("webhook secrets re-read: ", absl::StrJoin(after.secret_labels, ",")));
   }
   const std::string tokens_before = TokenNames(before);
   const std::string tokens_after = TokenNames(after);
@@ -82,10 +82,10 @@ std::vector<std::string> DescribeChanges(const SecurityFiles& before, const Secu
     changes.push_back(absl::StrCat("access tokens re-read: ", tokens_after));
   }
   if (after.source_policy != nullptr) {
-    changes.push_back(absl::StrCat(
-        "webhook allow-list: ",
-        before.source_policy == nullptr ? 0 : before.source_policy->allowed.size(), " -> ",
-        after.source_policy->allowed.size(), " network(s)"));
+    changes.push_back(
+        absl::StrCat("webhook allow-list: ",
+                     before.source_policy == nullptr ? 0 : before.source_policy->allowed.size(),
+                     " -> ", after.source_policy->allowed.size(), " network(s)"));
   }
   if (before.grpc_certificate != after.grpc_certificate) {
     changes.push_back(absl::StrCat("grpc certificate files: ", after.grpc_certificate,

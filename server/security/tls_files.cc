@@ -67,14 +67,13 @@ absl::StatusOr<std::string> CheckCertificateAndKey(const std::string& cert_file,
   std::unique_ptr<SSL_CTX, CtxFree> ctx(SSL_CTX_new(TLS_server_method()));
   if (ctx == nullptr) return absl::InternalError("cannot create an OpenSSL context");
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(cert_flag, " ", cert_file,
-                                                   ": not a PEM certificate chain (",
-                                                   OpenSslError(), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        cert_flag, " ", cert_file, ": not a PEM certificate chain (", OpenSslError(), ")"));
   }
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        key_flag, " ", key_file, ": not a PEM private key matching ", cert_flag, " (",
-        OpenSslError(), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(key_flag, " ", key_file,
+                                                   ": not a PEM private key matching ", cert_flag,
+                                                   " (", OpenSslError(), ")"));
   }
   if (SSL_CTX_check_private_key(ctx.get()) != 1) {
     return absl::InvalidArgumentError(absl::StrCat(key_flag, " ", key_file,

@@ -44,10 +44,10 @@ bool TypeCovered(const std::vector<std::string>& scope, absl::string_view type, 
 }
 
 std::string DescribeAccounts(const TokenScope& scope) {
-  std::string out = scope.accounts.empty() ? "no connected account"
-                                           : absl::StrJoin(scope.accounts, ", ");
-  absl::StrAppend(&out, scope.platform ? " and the platform's own events"
-                                       : " (not the platform's own events)");
+  std::string out =
+      scope.accounts.empty() ? "no connected account" : absl::StrJoin(scope.accounts, ", ");
+  absl::StrAppend(
+      &out, scope.platform ? " and the platform's own events" : " (not the platform's own events)");
   return out;
 }
 
@@ -69,9 +69,8 @@ bool Token::Covers(absl::string_view type, absl::string_view account, bool livem
   if (scope.livemode == v1::LIVEMODE_TEST && livemode) return false;
   if (account.empty()) {
     if (!scope.platform) return false;
-  } else if (!scope.any_account &&
-             std::find(scope.accounts.begin(), scope.accounts.end(), account) ==
-                 scope.accounts.end()) {
+  } else if (!scope.any_account && std::find(scope.accounts.begin(), scope.accounts.end(),
+                                             account) == scope.accounts.end()) {
     return false;
   }
   return scope.types.empty() || TypeCovered(scope.types, type, /*is_prefix=*/false);
@@ -97,11 +96,12 @@ absl::Status Token::CheckFilter(const v1::EventFilter& filter) const {
                                  DescribeAccounts(scope), ": list them in filter.accounts"));
     }
     if (wants_platform && !scope.platform) {
-      return denied(absl::StrCat("the filter selects the platform's own events; the token may "
-                                 "see ",
-                                 DescribeAccounts(scope),
-                                 ": list accounts in filter.accounts or set filter.origin to "
-                                 "ORIGIN_CONNECT"));
+      return denied(
+          absl::StrCat("the filter selects the platform's own events; the token may "
+                       "see ",
+                       DescribeAccounts(scope),
+                       ": list accounts in filter.accounts or set filter.origin to "
+                       "ORIGIN_CONNECT"));
     }
   } else if (!scope.any_account) {
     for (const std::string& account : filter.accounts()) {
@@ -116,15 +116,13 @@ absl::Status Token::CheckFilter(const v1::EventFilter& filter) const {
     const auto& types = filter.types();
     if (types.empty() || std::find(types.begin(), types.end(), "*") != types.end()) {
       return denied(absl::StrCat("the filter selects every event type; the token may see types ",
-                                 absl::StrJoin(scope.types, ", "),
-                                 ": list them in filter.types"));
+                                 absl::StrJoin(scope.types, ", "), ": list them in filter.types"));
     }
     for (absl::string_view type : types) {
       const bool is_prefix = absl::ConsumeSuffix(&type, "*");  // keeps the '.'
       if (!TypeCovered(scope.types, type, is_prefix)) {
-        return denied(absl::StrCat("type ", type, is_prefix ? "*" : "",
-                                   " is outside its scope (", absl::StrJoin(scope.types, ", "),
-                                   ")"));
+        return denied(absl::StrCat("type ", type, is_prefix ? "*" : "", " is outside its scope (",
+                                   absl::StrJoin(scope.types, ", "), ")"));
       }
     }
   }
@@ -151,11 +149,13 @@ absl::StatusOr<TokenSet> TokenSet::Parse(absl::string_view text, absl::string_vi
     Token token;
     bool has_token = false;
     absl::flat_hash_set<std::string> seen;
-    for (absl::string_view field : absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
+    for (absl::string_view field :
+         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
       const size_t eq = field.find('=');
       if (eq == absl::string_view::npos) {
-        return bad(absl::StrCat("expected key=value fields (name=, token=, admin=, accounts=, "
-                                "types=, livemode=); got a field without '='"));
+        return bad(
+            absl::StrCat("expected key=value fields (name=, token=, admin=, accounts=, "
+                         "types=, livemode=); got a field without '='"));
       }
       const absl::string_view key = field.substr(0, eq);
       const absl::string_view value = field.substr(eq + 1);
@@ -173,8 +173,7 @@ absl::StatusOr<TokenSet> TokenSet::Parse(absl::string_view text, absl::string_vi
                                   " characters (got ", value.size(),
                                   "); generate one with e.g. `openssl rand -hex 32`"));
         }
-        if (!std::all_of(value.begin(), value.end(),
-                         [](char c) { return c > ' ' && c < 0x7f; })) {
+        if (!std::all_of(value.begin(), value.end(), [](char c) { return c > ' ' && c < 0x7f; })) {
           return bad("token must be printable ASCII without spaces");
         }
         token.digest = Digest(value);
@@ -249,9 +248,10 @@ absl::StatusOr<TokenSet> TokenSet::Parse(absl::string_view text, absl::string_vi
   }
   if (set.tokens_.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(source, ": no tokens (every line is empty or a comment); without a token "
-                             "nobody could call the API. Remove the flag for open loopback "
-                             "access, or add a line: name=NAME token=SECRET"));
+        absl::StrCat(source,
+                     ": no tokens (every line is empty or a comment); without a token "
+                     "nobody could call the API. Remove the flag for open loopback "
+                     "access, or add a line: name=NAME token=SECRET"));
   }
   return set;
 }
@@ -289,8 +289,7 @@ absl::StatusOr<std::shared_ptr<const Token>> Authorizer::Authenticate(
   constexpr absl::string_view kScheme = "bearer ";
   if (value.size() <= kScheme.size() ||
       !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
-    return absl::UnauthenticatedError(
-        "malformed authorization: expected \"Bearer <token>\"");
+    return absl::UnauthenticatedError("malformed authorization: expected \"Bearer <token>\"");
   }
   value = absl::StripLeadingAsciiWhitespace(value.substr(kScheme.size()));
   const Token* token = tokens->Find(value);

@@ -37,9 +37,11 @@ v1::EventFilter Filter(std::vector<std::string> types, std::vector<std::string> 
 TEST(TokenSetTest, ParsesEveryField) {
   TokenSet set = MustParse(absl::StrCat(
       "# comment\n\n"
-      "name=svc-billing token=", kSecretA,
+      "name=svc-billing token=",
+      kSecretA,
       " admin=false accounts=acct_1,platform types=invoice.*,charge.succeeded livemode=live\n"
-      "  name=ops\ttoken=", kSecretB, " admin=true  \n"));
+      "  name=ops\ttoken=",
+      kSecretB, " admin=true  \n"));
   ASSERT_EQ(set.tokens().size(), 2u);
   const Token& billing = set.tokens()[0];
   EXPECT_EQ(billing.name, "svc-billing");
@@ -90,8 +92,8 @@ TEST(TokenSetTest, ErrorsNameTheLineAndNeverTheSecret) {
 }
 
 TEST(TokenSetTest, FindsByExactSecretOnly) {
-  TokenSet set = MustParse(
-      absl::StrCat("name=a token=", kSecretA, "\nname=b token=", kSecretB, "\n"));
+  TokenSet set =
+      MustParse(absl::StrCat("name=a token=", kSecretA, "\nname=b token=", kSecretB, "\n"));
   ASSERT_NE(set.Find(kSecretA), nullptr);
   EXPECT_EQ(set.Find(kSecretA)->name, "a");
   ASSERT_NE(set.Find(kSecretB), nullptr);
@@ -111,7 +113,8 @@ TEST(AuthorizerTest, OpenAccessWithoutTokens) {
 }
 
 TEST(AuthorizerTest, BearerTokenAuthenticates) {
-  Authorizer authorizer(std::make_shared<TokenSet>(MustParse(absl::StrCat("name=a token=", kSecretA))));
+  Authorizer authorizer(
+      std::make_shared<TokenSet>(MustParse(absl::StrCat("name=a token=", kSecretA))));
   EXPECT_TRUE(authorizer.enabled());
   for (const std::string& header :
        {absl::StrCat("Bearer ", kSecretA), absl::StrCat("bearer  ", kSecretA)}) {
@@ -122,12 +125,12 @@ TEST(AuthorizerTest, BearerTokenAuthenticates) {
 }
 
 TEST(AuthorizerTest, MissingMalformedOrWrongTokenIsUnauthenticated) {
-  Authorizer authorizer(std::make_shared<TokenSet>(MustParse(absl::StrCat("name=a token=", kSecretA))));
+  Authorizer authorizer(
+      std::make_shared<TokenSet>(MustParse(absl::StrCat("name=a token=", kSecretA))));
   const std::string wrong = absl::StrCat("Bearer ", kSecretB);
   for (const std::optional<absl::string_view>& header :
        {std::optional<absl::string_view>(), std::optional<absl::string_view>(kSecretA),
-        std::optional<absl::string_view>("Basic abc"),
-        std::optional<absl::string_view>("Bearer"),
+        std::optional<absl::string_view>("Basic abc"), std::optional<absl::string_view>("Bearer"),
         std::optional<absl::string_view>(wrong)}) {
     absl::StatusOr<std::shared_ptr<const Token>> token = authorizer.Authenticate(header);
     ASSERT_FALSE(token.ok());
@@ -137,11 +140,13 @@ TEST(AuthorizerTest, MissingMalformedOrWrongTokenIsUnauthenticated) {
 }
 
 TEST(AuthorizerTest, TokensReplacedWhileATokenIsHeldStayValid) {
-  Authorizer authorizer(std::make_shared<TokenSet>(MustParse(absl::StrCat("name=a token=", kSecretA))));
+  Authorizer authorizer(
+      std::make_shared<TokenSet>(MustParse(absl::StrCat("name=a token=", kSecretA))));
   absl::StatusOr<std::shared_ptr<const Token>> held =
       authorizer.Authenticate(absl::StrCat("Bearer ", kSecretA));
   ASSERT_TRUE(held.ok());
-  authorizer.SetTokens(std::make_shared<TokenSet>(MustParse(absl::StrCat("name=b token=", kSecretB))));
+  authorizer.SetTokens(
+      std::make_shared<TokenSet>(MustParse(absl::StrCat("name=b token=", kSecretB))));
   EXPECT_EQ((*held)->name, "a");  // still readable: the old set is kept alive
   EXPECT_EQ(authorizer.Authenticate(absl::StrCat("Bearer ", kSecretA)).status().code(),
             absl::StatusCode::kUnauthenticated);
@@ -196,8 +201,12 @@ TEST(TokenScopeTest, TypeScope) {
   EXPECT_TRUE(t.CheckFilter(Filter({"invoice.*"}, {})).ok());
   EXPECT_TRUE(t.CheckFilter(Filter({"invoice.payment.*", "charge.succeeded"}, {})).ok());
   for (const std::vector<std::string>& types :
-       std::vector<std::vector<std::string>>{{}, {"*"}, {"charge.*"}, {"charge.failed"},
-                                             {"invoice.paid", "payout.paid"}, {"invoicex.paid"}}) {
+       std::vector<std::vector<std::string>>{{},
+                                             {"*"},
+                                             {"charge.*"},
+                                             {"charge.failed"},
+                                             {"invoice.paid", "payout.paid"},
+                                             {"invoicex.paid"}}) {
     absl::Status s = t.CheckFilter(Filter(types, {}));
     EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << ::testing::PrintToString(types);
   }

@@ -1,5 +1,10 @@
 #include "tests/testing/e2e_util.h"
 
+#include <cstdio>
+#include <fstream>
+
+#include "gtest/gtest.h"
+
 #include "client/sample_events.h"
 #include "server/verify/stripe_signature.h"
 
@@ -23,6 +28,16 @@ absl::StatusOr<HttpResponse> PostWebhook(const std::string& url, const std::stri
                          {"Stripe-Signature", MakeStripeSignatureHeader(
                                                   {secret}, absl::ToUnixSeconds(signed_at), body)}};
   return HttpPost(url, headers, body, absl::Seconds(30));
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    ASSERT_TRUE(out.good()) << "cannot write " << tmp;
+  }
+  ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
 }
 
 std::unique_ptr<v1::Events::Stub> EventsStub(const std::string& target) {

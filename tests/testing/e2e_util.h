@@ -31,6 +31,11 @@ absl::StatusOr<HttpResponse> PostWebhook(const std::string& url, const std::stri
 
 std::unique_ptr<v1::Events::Stub> EventsStub(const std::string& target);
 
+// Writes `text` to `path` aside and renames it into place, as deployment
+// tools do, so that a server re-reading the file never sees half of it.
+// A failure is a test failure.
+void WriteFile(const std::string& path, const std::string& text);
+
 // Runs one Subscribe call on a thread and records what arrives.
 class StreamCollector {
  public:
