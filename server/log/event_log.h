@@ -41,7 +41,8 @@ struct LogInfo {
   uint64_t first_sequence = 1;
   // Newest sequence ever assigned (the head); 0 when nothing was ever stored.
   uint64_t last_sequence = 0;
-  // Retained events and their bytes (EventRecord::StoredBytes).
+  // Retained events and their bytes (EventRecord::StoredBytes; JetStream
+  // counts its headers and subjects too).
   uint64_t event_count = 0;
   uint64_t event_bytes = 0;
   // Name of the backend, such as "sqlite".
