@@ -132,6 +132,32 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
         "--signature_tolerance must be positive (e.g. 300s); a tolerance of zero would not "
         "disable the timestamp check, it would refuse every webhook");
   }
+  if (options.log_backend != "sqlite" && options.log_backend != "jetstream") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log=", options.log_backend, " is not a backend: use sqlite or jetstream"));
+  }
+  if (options.log_backend == "jetstream") {
+    if (options.nats_urls.empty()) {
+      return absl::InvalidArgumentError(
+          "--log=jetstream needs --nats_url (a comma list such as nats://127.0.0.1:4222)");
+    }
+    for (const std::string& url : options.nats_urls) {
+      if (!absl::StartsWith(url, "nats://") && !absl::StartsWith(url, "tls://")) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--nats_url ", url, " must start with nats:// or tls://"));
+      }
+    }
+    if (options.nats_replicas < 1 || options.nats_replicas > 5) {
+      return absl::InvalidArgumentError("--nats_replicas must be between 1 and 5");
+    }
+    if (options.nats_timeout <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("--nats_timeout must be positive (e.g. 5s)");
+    }
+    if (options.nats_tls_client.cert_file.empty() != options.nats_tls_client.key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--nats_tls_cert_file and --nats_tls_key_file go together");
+    }
+  }
   if (options.retention <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--retention must be positive (e.g. 168h)");
   }

@@ -54,6 +54,19 @@ struct ServerOptions {
   absl::Duration shutdown_grace = absl::Seconds(20);
   // Where the embedded log keeps its database.
   std::string data_dir = "data";
+  // Event log backend: "sqlite" (embedded, in data_dir) or "jetstream" (a
+  // NATS JetStream stream shared by several instances; docs/distributed.md).
+  std::string log_backend = "sqlite";
+  // JetStream: server URLs, stream, subject prefix, replicas, credentials,
+  // TLS and the timeout of connects, API calls and PubAcks.
+  std::vector<std::string> nats_urls;
+  std::string nats_stream = "SIDESTREAM_EVENTS";
+  std::string nats_subject_prefix = "sidestream.events";
+  int nats_replicas = 1;
+  std::string nats_creds_file;
+  std::string nats_tls_ca_file;
+  TlsFiles nats_tls_client;
+  absl::Duration nats_timeout = absl::Seconds(5);
   std::string webhook_path = "/webhook";
   std::vector<WebhookSecret> secrets;
   // The file `secrets` came from, re-read on reload; empty when they came

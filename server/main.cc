@@ -23,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -57,6 +58,31 @@ ABSL_FLAG(absl::Duration, retention, absl::Hours(24 * 7),
 ABSL_FLAG(bool, allow_short_retention, false, "Permit --retention below 72h.");
 ABSL_FLAG(uint64_t, log_max_bytes, 0,
           "Trim the oldest events when the stored events exceed this many bytes. 0 = no limit.");
+ABSL_FLAG(std::string, log, "sqlite",
+          "Event log backend: sqlite (embedded, in --data_dir) or jetstream (a NATS JetStream "
+          "stream shared by several instances; see docs/distributed.md).");
+ABSL_FLAG(std::string, nats_url, "",
+          "With --log=jetstream: comma list of NATS server URLs, such as "
+          "nats://127.0.0.1:4222 (tls:// for TLS).");
+ABSL_FLAG(std::string, nats_stream, "SIDESTREAM_EVENTS",
+          "With --log=jetstream: the stream, created when missing and otherwise checked "
+          "against these flags.");
+ABSL_FLAG(std::string, nats_subject_prefix, "sidestream.events",
+          "With --log=jetstream: subjects are PREFIX.<live|test>.<account|_platform>.<event "
+          "id>.<type tokens>.");
+ABSL_FLAG(int, nats_replicas, 1,
+          "With --log=jetstream: copies of each event in the NATS cluster (3 on a three-node "
+          "cluster).");
+ABSL_FLAG(std::string, nats_creds_file, "",
+          "With --log=jetstream: NATS credentials file (JWT and NKey seed).");
+ABSL_FLAG(std::string, nats_tls_ca_file, "",
+          "With --log=jetstream: PEM CA certificates of the NATS servers; enables TLS.");
+ABSL_FLAG(std::string, nats_tls_cert_file, "",
+          "With --log=jetstream: PEM client certificate for NATS (with --nats_tls_key_file).");
+ABSL_FLAG(std::string, nats_tls_key_file, "", "PEM private key of --nats_tls_cert_file.");
+ABSL_FLAG(absl::Duration, nats_timeout, absl::Seconds(5),
+          "With --log=jetstream: timeout of the connect, of JetStream API calls and of each "
+          "publish acknowledgement (a webhook not acknowledged in time gets 503).");
 ABSL_FLAG(uint64_t, max_body_bytes, 1 << 20, "Largest accepted webhook body; larger ones get 413.");
 ABSL_FLAG(int, http_threads, 1, "HTTP event-loop threads.");
 ABSL_FLAG(absl::Duration, http_idle_timeout, absl::Seconds(60),
@@ -230,6 +256,16 @@ int main(int argc, char** argv) {
   options.retention = absl::GetFlag(FLAGS_retention);
   options.allow_short_retention = absl::GetFlag(FLAGS_allow_short_retention);
   options.log_max_bytes = absl::GetFlag(FLAGS_log_max_bytes);
+  options.log_backend = absl::GetFlag(FLAGS_log);
+  options.nats_urls = absl::StrSplit(absl::GetFlag(FLAGS_nats_url), ',', absl::SkipWhitespace());
+  options.nats_stream = absl::GetFlag(FLAGS_nats_stream);
+  options.nats_subject_prefix = absl::GetFlag(FLAGS_nats_subject_prefix);
+  options.nats_replicas = absl::GetFlag(FLAGS_nats_replicas);
+  options.nats_creds_file = absl::GetFlag(FLAGS_nats_creds_file);
+  options.nats_tls_ca_file = absl::GetFlag(FLAGS_nats_tls_ca_file);
+  options.nats_tls_client = {absl::GetFlag(FLAGS_nats_tls_cert_file),
+                             absl::GetFlag(FLAGS_nats_tls_key_file)};
+  options.nats_timeout = absl::GetFlag(FLAGS_nats_timeout);
   options.max_body_bytes = absl::GetFlag(FLAGS_max_body_bytes);
   options.http_threads = absl::GetFlag(FLAGS_http_threads);
   options.http_idle_timeout = absl::GetFlag(FLAGS_http_idle_timeout);

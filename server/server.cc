@@ -14,6 +14,7 @@
 #include "server/ingress/http_server.h"
 #include "server/ingress/ingress_stats.h"
 #include "server/ingress/webhook_handler.h"
+#include "server/log/jetstream_event_log.h"
 #include "server/log/sqlite_event_log.h"
 #include "server/ops/admin_http.h"
 #include "server/ops/stats.h"
@@ -145,14 +146,33 @@ absl::Status Server::Impl::Start() {
   if (!verifier.ok()) return verifier.status();
   verifier_ = std::make_unique<SignatureVerifier>(*std::move(verifier));
 
-  SqliteEventLogOptions log_options;
-  log_options.data_dir = options_.data_dir;
-  log_options.retention = options_.retention;
-  log_options.allow_short_retention = options_.allow_short_retention;
-  log_options.max_bytes = options_.log_max_bytes;
-  absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(log_options);
-  if (!log.ok()) return log.status();
-  log_ = *std::move(log);
+  if (options_.log_backend == "jetstream") {
+    JetStreamEventLogOptions log_options;
+    log_options.servers = options_.nats_urls;
+    log_options.stream = options_.nats_stream;
+    log_options.subject_prefix = options_.nats_subject_prefix;
+    log_options.replicas = options_.nats_replicas;
+    log_options.retention = options_.retention;
+    log_options.allow_short_retention = options_.allow_short_retention;
+    log_options.max_bytes = options_.log_max_bytes;
+    log_options.timeout = options_.nats_timeout;
+    log_options.creds_file = options_.nats_creds_file;
+    log_options.tls_ca_file = options_.nats_tls_ca_file;
+    log_options.tls_cert_file = options_.nats_tls_client.cert_file;
+    log_options.tls_key_file = options_.nats_tls_client.key_file;
+    absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(log_options);
+    if (!log.ok()) return log.status();
+    log_ = *std::move(log);
+  } else {
+    SqliteEventLogOptions log_options;
+    log_options.data_dir = options_.data_dir;
+    log_options.retention = options_.retention;
+    log_options.allow_short_retention = options_.allow_short_retention;
+    log_options.max_bytes = options_.log_max_bytes;
+    absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(log_options);
+    if (!log.ok()) return log.status();
+    log_ = *std::move(log);
+  }
 
   const LogInfo info = log_->Info();
   hub_ = std::make_unique<EventHub>(
