@@ -171,7 +171,17 @@ class JetStreamEventLog::Impl {
 
   absl::Status Connect();
   absl::Status EnsureStream();
+  // Starts following at the head seen by EnsureStream.
+  absl::Status FollowFromHead() {
+    {
+      absl::MutexLock lock(&follow_mu_);
+      follow_next_ = last_sequence_.load() + 1;
+    }
+    return StartFollowing();
+  }
   absl::Status StartFollowing();
+  // Stops the current follower and waits until its callbacks are over.
+  void StopFollowing();
   void StartRefresher() {
     refresher_ = std::thread([this] { RefreshLoop(); });
   }
@@ -212,16 +222,18 @@ class JetStreamEventLog::Impl {
   natsOptions* nats_options_ = nullptr;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
-  natsSubscription* follow_ = nullptr;
-  absl::Notification follow_done_;
+  // The ordered consumer feeding the listener, replaced by the refresher
+  // when it stops making progress (see RefreshLoop).
+  absl::Mutex follow_mu_;
+  natsSubscription* follow_ ABSL_GUARDED_BY(follow_mu_) = nullptr;
+  std::unique_ptr<absl::Notification> follow_done_;
   std::string epoch_;
   int64_t created_ns_ = 0;
 
   std::atomic<AppendListener*> listener_{nullptr};
   std::atomic<uint64_t> last_sequence_{0};
   std::atomic<uint64_t> commits_{0};
-  // Only the follower's delivery thread touches it.
-  uint64_t follow_next_ = 1;
+  uint64_t follow_next_ ABSL_GUARDED_BY(follow_mu_) = 1;
 
   mutable absl::Mutex mu_;
   std::unordered_map<natsMsg*, Pending> pending_ ABSL_GUARDED_BY(mu_);
@@ -263,14 +275,8 @@ JetStreamEventLog::Impl::~Impl() {
     std::move(pending.done)(
         absl::UnavailableError("the event log closed before NATS acknowledged the event"));
   }
-  if (follow_ != nullptr) {
-    if (natsSubscription_Unsubscribe(follow_) == NATS_OK) {
-      // The completion callback runs after the last message callback.
-      (void)follow_done_.WaitForNotificationWithTimeout(options_.timeout);
-    }
-  }
+  StopFollowing();
   if (nc_ != nullptr) natsConnection_Close(nc_);
-  if (follow_ != nullptr) natsSubscription_Destroy(follow_);
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) natsConnection_Destroy(nc_);
   if (nats_options_ != nullptr) natsOptions_Destroy(nats_options_);
@@ -424,8 +430,23 @@ absl::Status JetStreamEventLog::Impl::EnsureStream() {
   return absl::OkStatus();
 }
 
+void JetStreamEventLog::Impl::StopFollowing() {
+  natsSubscription* old;
+  {
+    absl::MutexLock lock(&follow_mu_);
+    old = follow_;
+    follow_ = nullptr;
+  }
+  if (old == nullptr) return;
+  if (natsSubscription_Unsubscribe(old) == NATS_OK) {
+    // The completion callback runs after the last message callback.
+    (void)follow_done_->WaitForNotificationWithTimeout(options_.timeout);
+  }
+  natsSubscription_Destroy(old);
+}
+
 absl::Status JetStreamEventLog::Impl::StartFollowing() {
-  follow_next_ = last_sequence_.load() + 1;
+  absl::MutexLock lock(&follow_mu_);
   const std::string subjects = absl::StrCat(options_.subject_prefix, ".>");
   jsOptions api = ApiOptions();
   jsSubOptions sub_options;
@@ -434,6 +455,7 @@ absl::Status JetStreamEventLog::Impl::StartFollowing() {
   sub_options.Ordered = true;
   sub_options.Config.DeliverPolicy = js_DeliverByStartSequence;
   sub_options.Config.OptStartSeq = follow_next_;
+  follow_done_ = std::make_unique<absl::Notification>();
   // Missed heartbeats make the ordered consumer recreate itself at the next
   // sequence it expects; a short interval bounds how long a lost consumer
   // (its server died) delays live delivery.
@@ -450,17 +472,22 @@ absl::Status JetStreamEventLog::Impl::StartFollowing() {
   // listener; beyond it the ordered consumer notices the gap and restarts
   // from the next sequence it needs.
   (void)natsSubscription_SetPendingLimits(follow_, 8192, 64 << 20);
-  (void)natsSubscription_SetOnCompleteCB(follow_, &OnFollowDone, this);
+  (void)natsSubscription_SetOnCompleteCB(follow_, &OnFollowDone, follow_done_.get());
   return absl::OkStatus();
 }
 
 void JetStreamEventLog::Impl::OnFollowDone(void* closure) {
-  static_cast<Impl*>(closure)->follow_done_.Notify();
+  static_cast<absl::Notification*>(closure)->Notify();
 }
 
-void JetStreamEventLog::Impl::OnFollowed(natsConnection*, natsSubscription*, natsMsg* msg,
+void JetStreamEventLog::Impl::OnFollowed(natsConnection*, natsSubscription* sub, natsMsg* msg,
                                          void* closure) {
   Impl* self = static_cast<Impl*>(closure);
+  absl::MutexLock lock(&self->follow_mu_);
+  if (sub != self->follow_) {  // a replaced follower's last messages
+    natsMsg_Destroy(msg);
+    return;
+  }
   jsMsgMetaData* meta = nullptr;
   if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
     natsMsg_Destroy(msg);
@@ -658,6 +685,8 @@ absl::Status JetStreamEventLog::Impl::Refresh() {
 }
 
 void JetStreamEventLog::Impl::RefreshLoop() {
+  uint64_t watched_next = 0;
+  int stalled_refreshes = 0;
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -670,6 +699,26 @@ void JetStreamEventLog::Impl::RefreshLoop() {
       SetUnwritable(std::string(refreshed.message()));
       continue;
     }
+    // Follower watchdog: the stream has events the follower has not
+    // delivered, and it made no progress for 3 refreshes (its consumer was
+    // on a server that died and the client did not recreate it): start a
+    // new ordered consumer at the next sequence the listener needs.
+    uint64_t next;
+    {
+      absl::MutexLock lock(&follow_mu_);
+      next = follow_next_;
+    }
+    if (last_sequence_.load() >= next && next == watched_next) {
+      if (++stalled_refreshes >= 3) {
+        LOG_WARNING("JetStream follower stalled at sequence ", next, "; restarting it");
+        StopFollowing();
+        if (absl::Status s = StartFollowing(); !s.ok()) SetUnwritable(std::string(s.message()));
+        stalled_refreshes = 0;
+      }
+    } else {
+      stalled_refreshes = 0;
+    }
+    watched_next = next;
     absl::MutexLock lock(&mu_);
     if (!writable_ && !absl::IsFailedPrecondition(refreshed)) {
       writable_ = true;
@@ -840,7 +889,7 @@ absl::StatusOr<std::unique_ptr<JetStreamEventLog>> JetStreamEventLog::Open(
   auto impl = std::make_unique<Impl>(options);
   if (absl::Status s = impl->Connect(); !s.ok()) return s;
   if (absl::Status s = impl->EnsureStream(); !s.ok()) return s;
-  if (absl::Status s = impl->StartFollowing(); !s.ok()) return s;
+  if (absl::Status s = impl->FollowFromHead(); !s.ok()) return s;
   impl->StartRefresher();
   return std::unique_ptr<JetStreamEventLog>(new JetStreamEventLog(std::move(impl)));
 }
