@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -344,11 +345,18 @@ int main(int argc, char** argv) {
   std::thread guard([&signals, grace] {
     sigset_t stop = signals;
     sigdelset(&stop, SIGHUP);
-    const timespec timeout = absl::ToTimespec(grace + absl::Seconds(10));
-    const int again = sigtimedwait(&stop, nullptr, &timeout);
-    if (again > 0) {
-      LOG_WARNING("second signal: exiting at once");
-      std::_Exit(130);
+    const absl::Time deadline = absl::Now() + grace + absl::Seconds(10);
+    while (true) {
+      const timespec timeout =
+          absl::ToTimespec(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+      const int again = sigtimedwait(&stop, nullptr, &timeout);
+      if (again > 0) {
+        LOG_WARNING("second signal: exiting at once");
+        std::_Exit(130);
+      }
+      // EINTR: interrupted without a signal of ours (LeakSanitizer stops
+      // every thread at exit this way); only a timeout ends the wait.
+      if (errno != EINTR) break;
     }
     LOG_ERROR("shutdown took longer than the grace period; exiting");
     std::_Exit(1);
