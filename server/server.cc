@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,7 @@
 #include "server/ingress/http_server.h"
 #include "server/ingress/ingress_stats.h"
 #include "server/ingress/webhook_handler.h"
+#include "server/log/deferred_event_log.h"
 #include "server/log/jetstream_event_log.h"
 #include "server/log/sqlite_event_log.h"
 #include "server/ops/admin_http.h"
@@ -78,7 +80,39 @@ class Server::Impl {
   absl::Mutex watch_mu_;
   bool watch_stop_ ABSL_GUARDED_BY(watch_mu_) = false;
   std::thread watcher_;
+
+  // JetStream unreachable at start: the server runs on a DeferredEventLog
+  // (not ready, 503s) while this thread retries opening the real log.
+  void OpenLogLater(JetStreamEventLogOptions log_options);
+  DeferredEventLog* deferred_ = nullptr;
+  std::thread opener_;
 };
+
+void Server::Impl::OpenLogLater(JetStreamEventLogOptions log_options) {
+  constexpr absl::Duration kRetry = absl::Seconds(1);
+  while (true) {
+    {
+      absl::MutexLock lock(&watch_mu_);
+      // A retry interval, not synchronisation: wakes early only to stop.
+      watch_mu_.AwaitWithTimeout(absl::Condition(&watch_stop_), kRetry);
+      if (watch_stop_) return;
+    }
+    absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(log_options);
+    if (!log.ok()) {
+      deferred_->SetWaiting(std::string(log.status().message()));
+      LOG_FIELDS(kDebug, "event log still cannot open; retrying",
+                 {"error", log.status().message()});
+      continue;
+    }
+    const LogInfo info = (*log)->Info();
+    hub_->ResetHead(info.last_sequence);
+    deferred_->Install(*std::move(log));
+    LOG_FIELDS(kInfo, "event log open; ready once the readiness check sees it writable",
+               {"backend", info.backend}, {"epoch", info.epoch},
+               {"last_sequence", info.last_sequence});
+    return;
+  }
+}
 
 Readiness Server::Impl::GetReadiness() const {
   if (draining_.load()) return {false, "shutting down"};
@@ -108,7 +142,7 @@ void Server::Impl::SetHealth(bool serving) {
 }
 
 void Server::Impl::WatchReadiness() {
-  bool serving = true;
+  bool serving = GetReadiness().ready;
   absl::MutexLock lock(&watch_mu_);
   while (!watch_stop_) {
     // A periodic check, not synchronisation: wakes early only to stop.
@@ -146,6 +180,7 @@ absl::Status Server::Impl::Start() {
   if (!verifier.ok()) return verifier.status();
   verifier_ = std::make_unique<SignatureVerifier>(*std::move(verifier));
 
+  std::optional<JetStreamEventLogOptions> deferred_log_options;
   if (options_.log_backend == "jetstream") {
     JetStreamEventLogOptions log_options;
     log_options.servers = options_.nats_urls;
@@ -161,8 +196,21 @@ absl::Status Server::Impl::Start() {
     log_options.tls_cert_file = options_.nats_tls_client.cert_file;
     log_options.tls_key_file = options_.nats_tls_client.key_file;
     absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(log_options);
-    if (!log.ok()) return log.status();
-    log_ = *std::move(log);
+    if (log.ok()) {
+      log_ = *std::move(log);
+    } else if (absl::IsUnavailable(log.status())) {
+      // NATS unreachable: start anyway, not ready (webhooks get 503 and
+      // Stripe retries), and open the log when NATS answers.
+      LOG_FIELDS(kError, "event log cannot open; serving not ready until it can",
+                 {"error", log.status().message()});
+      auto deferred =
+          std::make_unique<DeferredEventLog>("jetstream", std::string(log.status().message()));
+      deferred_ = deferred.get();
+      log_ = std::move(deferred);
+      deferred_log_options = log_options;
+    } else {
+      return log.status();  // a configuration problem: retrying will not help
+    }
   } else {
     SqliteEventLogOptions log_options;
     log_options.data_dir = options_.data_dir;
@@ -214,8 +262,11 @@ absl::Status Server::Impl::Start() {
                                                " (address in use or not available)"));
   }
   grpc_address_ = absl::StrCat(grpc_host, ":", grpc_port);
-  SetHealth(true);
+  SetHealth(GetReadiness().ready);
   watcher_ = std::thread([this] { WatchReadiness(); });
+  if (deferred_log_options.has_value()) {
+    opener_ = std::thread([this, o = *deferred_log_options] { OpenLogLater(o); });
+  }
 
   webhook_ = std::make_unique<WebhookHandler>(WebhookHandlerOptions{options_.webhook_path},
                                               verifier_.get(), log_.get(), &stats_, Clock::Real());
@@ -287,6 +338,7 @@ void Server::Impl::Shutdown(absl::Duration grace) {
       watch_stop_ = true;
     }
     watcher_.join();
+    if (opener_.joinable()) opener_.join();
   }
   if (grpc_ != nullptr) grpc_->GetHealthCheckService()->Shutdown();
   // 2. The webhook listener stops. A response still owed after the grace

@@ -48,6 +48,11 @@ EventHub::Read EventHub::ReadAfter(uint64_t cursor, size_t max) const {
   return read;
 }
 
+void EventHub::ResetHead(uint64_t head) {
+  absl::MutexLock lock(&mu_);
+  if (window_.empty() && head_ == 0) head_ = head;
+}
+
 uint64_t EventHub::head() const {
   absl::MutexLock lock(&mu_);
   return head_;

@@ -59,6 +59,9 @@ class EventHub final : public AppendListener {
 
   // Sequence of the newest event seen.
   uint64_t head() const;
+  // Moves the head of a hub that has seen no event yet (the log opened after
+  // the hub was made). Ignored once events arrived.
+  void ResetHead(uint64_t head);
 
   // Registration. The hub keeps a shared reference until RemoveWaiter, so a
   // Wake() that races with removal still has a live object.

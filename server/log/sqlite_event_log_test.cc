@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "server/common/clock.h"
+#include "server/log/deferred_event_log.h"
 #include "server/log/event_log_test_util.h"
 
 namespace sidestream {
@@ -454,6 +455,49 @@ TEST_F(SqliteEventLogTest, OneDataDirHoldsOneOpenLog) {
   EXPECT_THAT(second.status().message(), HasSubstr("already open"));
   first.reset();
   EXPECT_TRUE(SqliteEventLog::Open(Options()).ok());
+}
+
+}  // namespace
+}  // namespace sidestream
+
+namespace sidestream {
+namespace {
+
+// DeferredEventLog (the stand-in while a log cannot open), with a SQLite log
+// installed later.
+class DeferredEventLogTest : public SqliteEventLogTest {};
+
+TEST_F(DeferredEventLogTest, RefusesUntilInstalledThenForwardsEverything) {
+  DeferredEventLog deferred("jetstream", "cannot connect to NATS at nats://127.0.0.1:1");
+  RecordingListener listener;
+  deferred.SetListener(&listener);
+  LogInfo waiting = deferred.Info();
+  EXPECT_FALSE(waiting.writable);
+  EXPECT_TRUE(waiting.epoch.empty());
+  EXPECT_EQ(waiting.backend, "jetstream");
+  EXPECT_EQ(waiting.last_error, "cannot connect to NATS at nats://127.0.0.1:1");
+  absl::StatusOr<AppendResult> refused = AppendAndWait(deferred, Event("evt_early"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("not open yet"));
+  EXPECT_EQ(deferred.ReadAfter(0, ReadOptions()).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(deferred.Get("evt_early", false).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(deferred.CursorForTime(absl::Now()).status().code(), absl::StatusCode::kUnavailable);
+  deferred.SetWaiting("still down");
+  EXPECT_EQ(deferred.Info().last_error, "still down");
+
+  std::unique_ptr<SqliteEventLog> log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  const std::string epoch = log->Info().epoch;
+  deferred.Install(std::move(log));
+  EXPECT_TRUE(deferred.installed());
+  EXPECT_EQ(deferred.Info().epoch, epoch);
+  EXPECT_TRUE(deferred.Info().writable);
+  absl::StatusOr<AppendResult> stored = AppendAndWait(deferred, Event("evt_early"));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->sequence, 1u);
+  // The listener set before Install receives what the installed log stores.
+  ASSERT_TRUE(listener.WaitForId("evt_early"));
+  EXPECT_TRUE(deferred.Get("evt_early", false).ok());
 }
 
 }  // namespace

@@ -65,6 +65,12 @@ absl::StatusOr<Subscription::Start> ResolveStart(const LogInfo& info, uint64_t h
                                                  bool has_position, v1::StartPosition position,
                                                  v1::StartPosition default_position,
                                                  absl::string_view log_epoch) {
+  // No epoch: the log is not open yet (its storage was unreachable at
+  // start). Cursors cannot be judged; the client retries.
+  if (info.epoch.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("the event log is not open yet (", info.last_error, "); retry"));
+  }
   const uint64_t head = std::max(info.last_sequence, hub_head);
   if (!log_epoch.empty() && log_epoch != info.epoch) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -17,7 +17,8 @@ namespace sidestream {
 // a cursor, or a time still to resolve. INVALID_ARGUMENT for an unknown
 // position; FAILED_PRECONDITION for a cursor of another epoch or beyond the
 // head; OUT_OF_RANGE for a cursor older than retention (naming the oldest
-// available sequence). `default_position` applies when no start is set.
+// available sequence); UNAVAILABLE while the log has no epoch (not open
+// yet). `default_position` applies when no start is set.
 absl::StatusOr<Subscription::Start> ResolveStart(const LogInfo& info, uint64_t hub_head,
                                                  bool has_after_sequence, uint64_t after_sequence,
                                                  const google::protobuf::Timestamp* start_time,
