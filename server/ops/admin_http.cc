@@ -9,11 +9,12 @@ namespace {
 
 constexpr absl::string_view kTextPlain = "text/plain; charset=utf-8";
 
-HttpServerResponse Text(int status, std::string body) {
+HttpServerResponse Text(int status, std::string body,
+                        absl::string_view content_type = kTextPlain) {
   HttpServerResponse response;
   response.status = status;
   response.body = std::move(body);
-  response.headers.emplace_back("Content-Type", std::string(kTextPlain));
+  response.headers.emplace_back("Content-Type", std::string(content_type));
   response.headers.emplace_back("Cache-Control", "no-store");
   return response;
 }
@@ -53,9 +54,7 @@ void AdminHttpHandler::Handle(HttpServerRequest request, HttpRespond respond) {
     response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sidestream\"");
     return answer(std::move(response));
   }
-  HttpServerResponse response = Text(200, RenderPrometheus(CollectStats(sources_)));
-  response.headers[0].second = std::string(kPrometheusContentType);
-  answer(std::move(response));
+  answer(Text(200, RenderPrometheus(CollectStats(sources_)), kPrometheusContentType));
 }
 
 }  // namespace sidestream
