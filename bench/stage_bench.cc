@@ -94,22 +94,12 @@ absl::StatusOr<WebhookRequestFactory> Factory() {
   return WebhookRequestFactory::Create(options);
 }
 
-// The handler's decode step: body to a serialized NewEvent.
+// The handler's decode step (the same function the handler calls).
 absl::StatusOr<NewEvent> DecodeToNewEvent(const std::string& body, absl::Time now) {
-  v1::Event event;
-  if (std::optional<Rejection> rejection = DecodeStripeEvent(body, &event)) {
+  NewEvent out;
+  if (std::optional<Rejection> rejection = sidestream::DecodeToNewEvent(body, now, "bench", &out)) {
     return absl::InvalidArgumentError(rejection->detail);
   }
-  *event.mutable_receive_time() = TimestampProto(now);
-  event.set_secret_label("bench");
-  NewEvent out;
-  out.id = event.id();
-  out.type = event.type();
-  out.account = event.account();
-  out.livemode = event.livemode();
-  out.receive_time = now;
-  out.event_bytes = event.SerializeAsString();
-  out.raw_json = body;
   return out;
 }
 

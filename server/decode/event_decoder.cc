@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "google/protobuf/timestamp.pb.h"
 
 #include "server/common/stripe_ids.h"
+#include "server/common/time_proto.h"
 
 namespace sidestream {
 namespace {
@@ -503,6 +505,29 @@ std::optional<Rejection> DecodeStripeEvent(absl::string_view body, v1::Event* ev
     if (Result r = CheckValue(field.value, kChildDepth)) return r;
   }
   return thin ? DecodeThin(top, event) : DecodeSnapshot(top, event);
+}
+
+std::optional<Rejection> DecodeToNewEvent(std::string body, absl::Time receive_time,
+                                          absl::string_view secret_label, NewEvent* out) {
+  // A typical Stripe event's Struct fits in 16 KiB of arena; bigger ones
+  // take further blocks from the heap, freed with the arena.
+  alignas(std::max_align_t) char first_block[16 << 10];
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = first_block;
+  arena_options.initial_block_size = sizeof(first_block);
+  google::protobuf::Arena arena(arena_options);
+  v1::Event* event = google::protobuf::Arena::CreateMessage<v1::Event>(&arena);
+  if (std::optional<Rejection> rejection = DecodeStripeEvent(body, event)) return rejection;
+  *event->mutable_receive_time() = TimestampProto(receive_time);
+  event->set_secret_label(std::string(secret_label));
+  out->id = event->id();
+  out->type = event->type();
+  out->account = event->account();
+  out->livemode = event->livemode();
+  out->receive_time = receive_time;
+  out->event_bytes = event->SerializeAsString();
+  out->raw_json = std::move(body);
+  return std::nullopt;
 }
 
 }  // namespace sidestream

@@ -8,10 +8,13 @@
 #define SIDESTREAM_SERVER_DECODE_EVENT_DECODER_H_
 
 #include <optional>
+#include <string>
 
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 #include "server/common/rejection.h"
+#include "server/log/event_record.h"
 #include "sidestream/v1/event.pb.h"
 
 namespace sidestream {
@@ -32,6 +35,14 @@ inline constexpr int kMaxJsonDepth = 32;
 // - kUnsupportedObject: `object` is a string other than "event" or
 //   "v2.core.event".
 std::optional<Rejection> DecodeStripeEvent(absl::string_view body, v1::Event* event);
+
+// The webhook path's whole decode step: a verified `body` to the NewEvent the
+// log stores (the Event with `receive_time` and `secret_label` set,
+// serialized once; the body kept as raw_json). The Event is built on a
+// protobuf arena whose first block is on the stack, so a typical event costs
+// no heap allocation until the serialized bytes. Rejections as above.
+std::optional<Rejection> DecodeToNewEvent(std::string body, absl::Time receive_time,
+                                          absl::string_view secret_label, NewEvent* out);
 
 }  // namespace sidestream
 

@@ -102,29 +102,22 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpRespond respond) {
   stats_->ObserveVerify(absl::Now() - verify_start);
   if (!verified.ok()) return refuse(verified.rejection->reason, verified.rejection->detail);
 
-  v1::Event event;
-  if (std::optional<Rejection> rejection = DecodeStripeEvent(request.body, &event)) {
+  NewEvent new_event;
+  if (std::optional<Rejection> rejection =
+          DecodeToNewEvent(std::move(request.body), now, verified.secret->label, &new_event)) {
     return refuse(rejection->reason, rejection->detail);
   }
-  *event.mutable_receive_time() = TimestampProto(now);
-  event.set_secret_label(verified.secret->label);
-
-  NewEvent new_event;
-  new_event.id = event.id();
-  new_event.type = event.type();
-  new_event.account = event.account();
-  new_event.livemode = event.livemode();
-  new_event.receive_time = now;
-  new_event.event_bytes = event.SerializeAsString();
-  new_event.raw_json = std::move(request.body);
 
   {
     absl::MutexLock lock(&mu_);
     ++in_flight_;
   }
   const absl::Time append_start = absl::Now();
-  log_->Append(std::move(new_event), [this, respond = std::move(respond), id = event.id(),
-                                      type = event.type(), account = event.account(),
+  // Copied before the call: the order in which the event is moved into the
+  // argument and the lambda captures is unspecified.
+  std::string id = new_event.id, type = new_event.type, account = new_event.account;
+  log_->Append(std::move(new_event), [this, respond = std::move(respond), id = std::move(id),
+                                      type = std::move(type), account = std::move(account),
                                       peer = std::move(request.peer),
                                       append_start](absl::StatusOr<AppendResult> result) mutable {
     stats_->ObserveAppend(absl::Now() - append_start);
