@@ -203,6 +203,7 @@ class JetStreamEventLog::Impl {
   static void OnFollowed(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
   static void OnFollowDone(void* closure);
   static void OnDisconnected(natsConnection* nc, void* closure);
+  static void OnClosed(natsConnection* nc, void* closure);
   static void OnReconnected(natsConnection* nc, void* closure);
 
   bool Connected() const { return natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
@@ -250,6 +251,9 @@ class JetStreamEventLog::Impl {
 
   std::thread refresher_;
   WorkQueue completer_;
+  // The connection's closed callback ran: the library delivers it after
+  // every other connection callback, so none can reach this object later.
+  absl::Notification closed_;
 };
 
 JetStreamEventLog::Impl::~Impl() {
@@ -276,7 +280,16 @@ JetStreamEventLog::Impl::~Impl() {
         absl::UnavailableError("the event log closed before NATS acknowledged the event"));
   }
   StopFollowing();
-  if (nc_ != nullptr) natsConnection_Close(nc_);
+  if (nc_ != nullptr) {
+    // Close delivers the disconnected and closed callbacks asynchronously,
+    // on the library's thread, with `this` as their closure: wait for the
+    // last of them before the members go away (ASan caught a write to a
+    // freed Impl here).
+    natsConnection_Close(nc_);
+    if (!closed_.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+      LOG_ERROR("NATS connection did not report closed within 10s");
+    }
+  }
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) natsConnection_Destroy(nc_);
   if (nats_options_ != nullptr) natsOptions_Destroy(nats_options_);
@@ -304,6 +317,7 @@ absl::Status JetStreamEventLog::Impl::Connect() {
   if (s == NATS_OK) s = natsOptions_SetPingInterval(nats_options_, 5000);
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(nats_options_, &OnDisconnected, this);
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(nats_options_, &OnReconnected, this);
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(nats_options_, &OnClosed, this);
   if (s == NATS_OK && !options_.creds_file.empty()) {
     s = natsOptions_SetUserCredentialsFromFiles(nats_options_, options_.creds_file.c_str(),
                                                 nullptr);
@@ -518,7 +532,16 @@ void JetStreamEventLog::Impl::OnFollowed(natsConnection*, natsSubscription* sub,
 }
 
 void JetStreamEventLog::Impl::OnDisconnected(natsConnection*, void* closure) {
-  static_cast<Impl*>(closure)->SetUnwritable("lost the connection to NATS; reconnecting");
+  Impl* self = static_cast<Impl*>(closure);
+  {
+    absl::MutexLock lock(&self->mu_);
+    if (self->closing_) return;  // our own Close, not an outage
+  }
+  self->SetUnwritable("lost the connection to NATS; reconnecting");
+}
+
+void JetStreamEventLog::Impl::OnClosed(natsConnection*, void* closure) {
+  static_cast<Impl*>(closure)->closed_.Notify();
 }
 
 void JetStreamEventLog::Impl::OnReconnected(natsConnection*, void*) {
