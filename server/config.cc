@@ -154,8 +154,7 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
       return absl::InvalidArgumentError("--nats_timeout must be positive (e.g. 5s)");
     }
     if (options.nats_tls_client.cert_file.empty() != options.nats_tls_client.key_file.empty()) {
-      return absl::InvalidArgumentError(
-          "--nats_tls_cert_file and --nats_tls_key_file go together");
+      return absl::InvalidArgumentError("--nats_tls_cert_file and --nats_tls_key_file go together");
     }
   }
   if (options.retention <= absl::ZeroDuration()) {

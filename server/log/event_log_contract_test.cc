@@ -344,9 +344,9 @@ TEST_P(EventLogContractTest, CursorForTimeReturnsTheSequenceBeforeTheFirstEventA
   ASSERT_TRUE(cursor.ok()) << cursor.status();
   EXPECT_EQ(*cursor, 0u);
   for (int i = 1; i <= 3; ++i) {
-    ASSERT_TRUE(AppendAndWait(*log, TestEvent(absl::StrCat("evt_", i),
-                                              t0_ + absl::Seconds(10 * (i - 1))))
-                    .ok());
+    ASSERT_TRUE(
+        AppendAndWait(*log, TestEvent(absl::StrCat("evt_", i), t0_ + absl::Seconds(10 * (i - 1))))
+            .ok());
   }
   // Events received at t0, t0+10s, t0+20s.
   EXPECT_EQ(*log->CursorForTime(t0_ - absl::Hours(1)), 0u);

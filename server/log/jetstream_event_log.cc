@@ -343,8 +343,8 @@ absl::Status JetStreamEventLog::Impl::Connect() {
                                             options_.tls_key_file.c_str());
     }
     if (s != NATS_OK) {
-      return absl::InvalidArgumentError(absl::StrCat("--nats_tls_cert_file/--nats_tls_key_file: ",
-                                                     NatsError(s)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--nats_tls_cert_file/--nats_tls_key_file: ", NatsError(s)));
     }
   }
   if (s != NATS_OK) return absl::InternalError(absl::StrCat("NATS options: ", NatsError(s)));
@@ -352,9 +352,8 @@ absl::Status JetStreamEventLog::Impl::Connect() {
   s = natsConnection_Connect(&nc_, nats_options_);
   if (s != NATS_OK) {
     nc_ = nullptr;
-    return absl::UnavailableError(absl::StrCat("cannot connect to NATS at ",
-                                               absl::StrJoin(options_.servers, ","), ": ",
-                                               NatsError(s)));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot connect to NATS at ", absl::StrJoin(options_.servers, ","), ": ", NatsError(s)));
   }
   jsOptions js_options = ApiOptions();
   // The limit is ours (max_pending_appends, checked before publishing); the
@@ -415,8 +414,7 @@ absl::Status JetStreamEventLog::Impl::EnsureStream() {
          subjects);
   differ("replicas", absl::StrCat(have.Replicas), absl::StrCat(config.Replicas));
   differ("storage", have.Storage == js_FileStorage ? "file" : "memory", "file");
-  differ("retention policy", have.Retention == js_LimitsPolicy ? "limits" : "not limits",
-         "limits");
+  differ("retention policy", have.Retention == js_LimitsPolicy ? "limits" : "not limits", "limits");
   differ("discard policy", have.Discard == js_DiscardOld ? "old" : "new", "old");
   differ("max age", absl::FormatDuration(absl::Nanoseconds(have.MaxAge)),
          absl::FormatDuration(options_.retention));
@@ -435,8 +433,8 @@ absl::Status JetStreamEventLog::Impl::EnsureStream() {
   jsStreamInfo_Destroy(info);
   if (!differences.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "JetStream stream ", stream_, " exists with another configuration: ",
-        absl::StrJoin(differences, "; "),
+        "JetStream stream ", stream_,
+        " exists with another configuration: ", absl::StrJoin(differences, "; "),
         ". Every instance must use the same settings; change the flags or edit the stream "
         "(docs/distributed.md)"));
   }
@@ -475,8 +473,8 @@ absl::Status JetStreamEventLog::Impl::StartFollowing() {
   // (its server died) delays live delivery.
   sub_options.Config.Heartbeat = Nanos(absl::Seconds(1));
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = js_Subscribe(&follow_, js_, subjects.c_str(), &OnFollowed, this, &api,
-                              &sub_options, &code);
+  natsStatus s =
+      js_Subscribe(&follow_, js_, subjects.c_str(), &OnFollowed, this, &api, &sub_options, &code);
   if (s != NATS_OK) {
     follow_ = nullptr;
     return absl::UnavailableError(absl::StrCat("cannot follow JetStream stream ", stream_, ": ",
@@ -591,8 +589,8 @@ void JetStreamEventLog::Impl::Append(NewEvent event, AppendCallback done) {
   }
   if (s != NATS_OK) {
     natsMsg_Destroy(msg);
-    return FailLater(std::move(done), absl::InternalError(absl::StrCat("NATS message: ",
-                                                                       NatsError(s))));
+    return FailLater(std::move(done),
+                     absl::InternalError(absl::StrCat("NATS message: ", NatsError(s))));
   }
   {
     absl::MutexLock lock(&mu_);
@@ -881,8 +879,8 @@ absl::StatusOr<std::unique_ptr<JetStreamEventLog>> JetStreamEventLog::Open(
     const JetStreamEventLogOptions& options) {
   if (options.servers.empty()) return absl::InvalidArgumentError("no NATS server URL given");
   if (!IsPlainToken(options.stream)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stream name \"", options.stream, "\" must be letters, digits, '_' or '-'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream name \"", options.stream, "\" must be letters, digits, '_' or '-'"));
   }
   if (!IsSubjectPrefix(options.subject_prefix)) {
     return absl::InvalidArgumentError(
@@ -893,8 +891,7 @@ absl::StatusOr<std::unique_ptr<JetStreamEventLog>> JetStreamEventLog::Open(
     return absl::InvalidArgumentError("replicas must be between 1 and 5");
   }
   if (options.retention <= absl::ZeroDuration() || options.dedup_window <= absl::ZeroDuration() ||
-      options.timeout <= absl::ZeroDuration() ||
-      options.refresh_interval <= absl::ZeroDuration()) {
+      options.timeout <= absl::ZeroDuration() || options.refresh_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "retention, dedup window, timeout and refresh interval must be positive");
   }
@@ -927,8 +924,7 @@ absl::StatusOr<std::vector<EventRecordPtr>> JetStreamEventLog::ReadAfter(
     uint64_t after_sequence, const ReadOptions& options) {
   return impl_->ReadAfter(after_sequence, options);
 }
-absl::StatusOr<EventRecordPtr> JetStreamEventLog::Get(absl::string_view id,
-                                                      bool include_raw_json) {
+absl::StatusOr<EventRecordPtr> JetStreamEventLog::Get(absl::string_view id, bool include_raw_json) {
   return impl_->Get(id, include_raw_json);
 }
 absl::StatusOr<uint64_t> JetStreamEventLog::CursorForTime(absl::Time time) {

@@ -9,8 +9,7 @@ namespace {
 
 constexpr absl::string_view kTextPlain = "text/plain; charset=utf-8";
 
-HttpServerResponse Text(int status, std::string body,
-                        absl::string_view content_type = kTextPlain) {
+HttpServerResponse Text(int status, std::string body, absl::string_view content_type = kTextPlain) {
   HttpServerResponse response;
   response.status = status;
   response.body = std::move(body);

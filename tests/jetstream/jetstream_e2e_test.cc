@@ -230,8 +230,8 @@ TEST_F(JetStreamE2eTest, KillingANatsNodeUnderLoadLosesNoAcknowledgedEvent) {
   // (the cluster recovered), within a deadline.
   std::map<std::string, int> codes;
   absl::Mutex mu;
-  std::atomic<int> posted{0};
-  std::atomic<int> acknowledged_after_kill{0};
+  int posted = 0;                   // guarded by mu
+  int acknowledged_after_kill = 0;  // guarded by mu
   std::atomic<bool> killed{false};
   std::atomic<bool> stop{false};
   auto poster = [&](ServerProcess* server, const std::string& prefix) {
@@ -242,27 +242,33 @@ TEST_F(JetStreamE2eTest, KillingANatsNodeUnderLoadLosesNoAcknowledgedEvent) {
       {
         absl::MutexLock lock(&mu);
         codes[id] = code;
+        ++posted;
+        if (after_kill && code == 200) ++acknowledged_after_kill;
       }
-      posted.fetch_add(1);
-      if (after_kill && code == 200) acknowledged_after_kill.fetch_add(1);
+      // Pacing: a steady load of ~200 webhooks/s per poster, not a wait.
       absl::SleepFor(absl::Milliseconds(5));
     }
   };
   std::thread pa(poster, a.get(), "a");
   std::thread pb(poster, b.get(), "b");
-  // Waits on counts the posters publish (no other signal), with deadlines.
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (posted.load() < 100 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  {
+    absl::MutexLock lock(&mu);
+    auto started = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return posted >= 100; };
+    mu.AwaitWithTimeout(absl::Condition(&started), absl::Seconds(30));
+  }
   cluster->node(1).Kill();
   killed.store(true);
-  deadline = absl::Now() + absl::Seconds(45);
-  while (acknowledged_after_kill.load() < 100 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
+  bool recovered = false;
+  {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return acknowledged_after_kill >= 100; };
+    recovered = mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(45));
   }
   stop.store(true);
   pa.join();
   pb.join();
-  EXPECT_GE(acknowledged_after_kill.load(), 100) << "the cluster did not recover in time";
+  EXPECT_TRUE(recovered) << "the cluster did not recover in time";
   std::set<std::string> acknowledged;
   int unavailable = 0;
   for (const auto& [id, code] : codes) {

@@ -1,12 +1,8 @@
 #include "tests/testing/nats_process.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +16,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 extern char** environ;
 
@@ -39,8 +39,7 @@ int HttpGetStatus(int port, const std::string& path) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
   int status = -1;
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string request =
-        absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
     if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
       char buffer[64] = {};
       const ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
@@ -93,8 +92,7 @@ absl::StatusOr<std::unique_ptr<NatsProcess>> NatsProcess::Start(const NatsNodeOp
   process->client_port_ = options.client_port != 0 ? options.client_port : FreeLoopbackPort();
   process->monitor_port_ = FreeLoopbackPort();
   if (!options.cluster_name.empty()) {
-    process->cluster_port_ =
-        options.cluster_port != 0 ? options.cluster_port : FreeLoopbackPort();
+    process->cluster_port_ = options.cluster_port != 0 ? options.cluster_port : FreeLoopbackPort();
   }
   process->log_path_ = options.store_dir + "/nats-server.log";
   if (absl::Status s = process->Spawn(); !s.ok()) return s;
@@ -111,13 +109,19 @@ absl::Status NatsProcess::Spawn() {
   std::error_code ignored;
   std::filesystem::create_directories(options_.store_dir, ignored);
   std::vector<std::string> args = {binary,
-                                   "-a", "127.0.0.1",
-                                   "-p", absl::StrCat(client_port_),
-                                   "-m", absl::StrCat(monitor_port_),
-                                   "-n", options_.server_name,
+                                   "-a",
+                                   "127.0.0.1",
+                                   "-p",
+                                   absl::StrCat(client_port_),
+                                   "-m",
+                                   absl::StrCat(monitor_port_),
+                                   "-n",
+                                   options_.server_name,
                                    "-js",
-                                   "-sd", options_.store_dir + "/js",
-                                   "-l", log_path_};
+                                   "-sd",
+                                   options_.store_dir + "/js",
+                                   "-l",
+                                   log_path_};
   if (!options_.cluster_name.empty()) {
     std::vector<std::string> routes;
     for (int port : options_.route_ports) routes.push_back(absl::StrCat("nats://127.0.0.1:", port));
@@ -183,7 +187,7 @@ std::string NatsProcess::LogText() const {
 NatsProcess::~NatsProcess() { Kill(); }
 
 absl::StatusOr<std::unique_ptr<NatsCluster>> NatsCluster::Start(const std::string& root_dir,
-                                                                 int nodes) {
+                                                                int nodes) {
   auto cluster = std::unique_ptr<NatsCluster>(new NatsCluster());
   std::vector<int> cluster_ports;
   for (int i = 0; i < nodes; ++i) cluster_ports.push_back(FreeLoopbackPort());

@@ -5,14 +5,13 @@
 #ifndef SIDESTREAM_TESTS_TESTING_NATS_PROCESS_H_
 #define SIDESTREAM_TESTS_TESTING_NATS_PROCESS_H_
 
-#include <sys/types.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include <sys/types.h>
 
 namespace sidestream::testing {
 
@@ -29,9 +28,9 @@ struct NatsNodeOptions {
   std::string server_name = "n1";
   // Cluster membership; empty cluster_name: a single server.
   std::string cluster_name;
-  int cluster_port = 0;           // 0: a free port
-  std::vector<int> route_ports;   // cluster ports of the other nodes
-  int client_port = 0;            // 0: a free port
+  int cluster_port = 0;          // 0: a free port
+  std::vector<int> route_ports;  // cluster ports of the other nodes
+  int client_port = 0;           // 0: a free port
   absl::Duration ready_timeout = absl::Seconds(20);
 };
 
@@ -74,7 +73,7 @@ class NatsProcess {
 class NatsCluster {
  public:
   static absl::StatusOr<std::unique_ptr<NatsCluster>> Start(const std::string& root_dir,
-                                                             int nodes = 3);
+                                                            int nodes = 3);
   NatsProcess& node(int i) { return *nodes_[i]; }
   int size() const { return static_cast<int>(nodes_.size()); }
   // Comma list of every node's URL (the --nats_url value).
