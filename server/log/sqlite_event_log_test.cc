@@ -156,39 +156,19 @@ TEST_F(SqliteEventLogTest, GroupCommitBatchesConcurrentAppends) {
   EXPECT_EQ(log->Info().committed_appends, static_cast<uint64_t>(kTotal));
 }
 
-TEST_F(SqliteEventLogTest, ReopenKeepsExactCountersAndData) {
-  std::string epoch;
+// Reopening is in the contract suite (EventLogContractTest, run on SQLite
+// too); SQLite's own promise on top of it: the byte count is exact.
+TEST_F(SqliteEventLogTest, ReopenKeepsExactByteCount) {
   {
     auto log = OpenOrDie(Options());
     ASSERT_NE(log, nullptr);
     for (int i = 1; i <= 3; ++i)
       ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
-    epoch = log->Info().epoch;
-    EXPECT_EQ(epoch.size(), 32u);
-    EXPECT_EQ(epoch.find_first_not_of("0123456789abcdef"), std::string::npos);
   }
   auto log = OpenOrDie(Options());
   ASSERT_NE(log, nullptr);
-  LogInfo info = log->Info();
-  EXPECT_EQ(info.epoch, epoch);
-  EXPECT_EQ(info.first_sequence, 1u);
-  EXPECT_EQ(info.last_sequence, 3u);
-  EXPECT_EQ(info.event_count, 3u);
-  EXPECT_EQ(info.event_bytes, 300u);
-  ReadOptions options;
-  options.include_raw_json = true;
-  absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(0, options);
-  ASSERT_TRUE(page.ok()) << page.status();
-  ASSERT_EQ(page->size(), 3u);
-  EXPECT_EQ((*page)[2]->id, "evt_3");
-  EXPECT_EQ((*page)[2]->raw_json, Event("evt_3").raw_json);
-  absl::StatusOr<AppendResult> duplicate = AppendAndWait(*log, Event("evt_2"));
-  ASSERT_TRUE(duplicate.ok());
-  EXPECT_EQ(duplicate->sequence, 2u);
-  EXPECT_TRUE(duplicate->duplicate);
-  absl::StatusOr<AppendResult> next = AppendAndWait(*log, Event("evt_4"));
-  ASSERT_TRUE(next.ok());
-  EXPECT_EQ(next->sequence, 4u);
+  EXPECT_EQ(log->Info().event_count, 3u);
+  EXPECT_EQ(log->Info().event_bytes, 300u);
 }
 
 TEST_F(SqliteEventLogTest, RetentionTrimsEventsOlderThanRetention) {

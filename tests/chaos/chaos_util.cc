@@ -195,18 +195,6 @@ bool WaitForHealth(const std::string& grpc_target, const std::string& service, i
   return false;
 }
 
-bool WaitForReadyz(const std::string& admin_address, int want_status, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  for (int i = 0; i < 10000 && absl::Now() < deadline; ++i) {
-    absl::StatusOr<HttpResponse> r =
-        HttpGet(absl::StrCat("http://", admin_address, "/readyz"), {}, absl::Seconds(5));
-    if (r.ok() && r->status_code == want_status) return true;
-    // Polling interval of a readiness probe (kubelet polls too).
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
-}
-
 bool ProcessAlive(int pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
   std::string stat;

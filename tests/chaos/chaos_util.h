@@ -85,9 +85,6 @@ absl::StatusOr<int> HealthStatus(const std::string& grpc_target, const std::stri
 // Waits until `service` reports `want` or the deadline; true when it did.
 bool WaitForHealth(const std::string& grpc_target, const std::string& service, int want,
                    absl::Duration timeout);
-// Polls GET http://<admin_address>/readyz until it answers `want_status`
-// (200 or 503); false at the deadline.
-bool WaitForReadyz(const std::string& admin_address, int want_status, absl::Duration timeout);
 
 // Whether the process is running (not exited, not a zombie).
 bool ProcessAlive(int pid);

@@ -36,6 +36,7 @@
 #include "client/http_client.h"
 #include "server/log/event_log.h"
 #include "tests/chaos/chaos_util.h"
+#include "tests/testing/e2e_util.h"
 #include "tests/testing/server_process.h"
 
 namespace sidestream::testing {

@@ -90,6 +90,22 @@ class JetStreamE2eTest : public ::testing::Test {
     return cluster.ok() ? *std::move(cluster) : nullptr;
   }
 
+  // A three-node cluster and two Sidestream instances on a stream with 3
+  // replicas; `b` is null when anything failed to start.
+  struct ClusterOfTwo {
+    std::unique_ptr<NatsCluster> cluster;
+    std::unique_ptr<ServerProcess> a, b;
+  };
+  ClusterOfTwo StartClusterOfTwo() {
+    ClusterOfTwo c;
+    c.cluster = StartCluster();
+    if (c.cluster == nullptr) return c;
+    c.a = StartSidestream(c.cluster->urls(), 3);
+    if (c.a == nullptr) return c;
+    c.b = StartSidestream(c.cluster->urls(), 3);
+    return c;
+  }
+
   std::string root_;
 };
 
@@ -129,13 +145,9 @@ TEST_F(JetStreamE2eTest, NatsDownAtStartServesNotReadyThenRecovers) {
   EXPECT_THAT(server->StderrText(), HasSubstr("cannot connect to NATS at " + url));
 
   ASSERT_TRUE(nats->Restart().ok());
-  // Polls with a deadline: the server retries the connection on a timer and
-  // re-evaluates readiness on another; there is no event to wait on.
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (ReadyzStatus(*server) != 200 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  ASSERT_EQ(ReadyzStatus(*server), 200) << server->StderrText();
+  // The server retries the connection on a timer.
+  ASSERT_TRUE(WaitForReadyz(server->admin_address(), 200, absl::Seconds(30)))
+      << server->StderrText();
   StreamCollector collector(server->grpc_address(), FromOldest());
   ASSERT_TRUE(collector.WaitForCaughtUp());
   EXPECT_EQ(Post(*server, "evt_early"), 200);  // Stripe's retry
@@ -152,27 +164,18 @@ TEST_F(JetStreamE2eTest, NatsOutageGives503AndNotReadyUntilItReturns) {
   ASSERT_EQ(Post(*server, "evt_before"), 200);
   nats->Kill();
   EXPECT_EQ(Post(*server, "evt_during"), 503);
-  // Polls with a deadline: readiness is re-evaluated on a timer.
-  absl::Time deadline = absl::Now() + absl::Seconds(15);
-  while (ReadyzStatus(*server) == 200 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_NE(ReadyzStatus(*server), 200);
+  EXPECT_TRUE(WaitForReadyz(server->admin_address(), 503, absl::Seconds(15)));
   ASSERT_TRUE(nats->Restart().ok());
   ASSERT_TRUE(nats->WaitHealthy(absl::Seconds(20)).ok());
   // Stripe retries until it gets a 200; so does this loop, with a deadline.
-  deadline = absl::Now() + absl::Seconds(20);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
   int code = 0;
   while ((code = Post(*server, "evt_during")) != 200 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_EQ(code, 200);
   // Readiness follows on the server's next readiness tick.
-  deadline = absl::Now() + absl::Seconds(10);
-  while (ReadyzStatus(*server) != 200 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_EQ(ReadyzStatus(*server), 200);
+  EXPECT_TRUE(WaitForReadyz(server->admin_address(), 200, absl::Seconds(10)));
   StreamCollector collector(server->grpc_address(), FromOldest());
   ASSERT_TRUE(collector.WaitForEvents(2));
   ASSERT_TRUE(collector.WaitForCaughtUp());
@@ -180,12 +183,9 @@ TEST_F(JetStreamE2eTest, NatsOutageGives503AndNotReadyUntilItReturns) {
 }
 
 TEST_F(JetStreamE2eTest, ClusterSharesEventsDedupAndCursorsBetweenInstances) {
-  auto cluster = StartCluster();
-  ASSERT_NE(cluster, nullptr);
-  auto a = StartSidestream(cluster->urls(), 3);
-  auto b = StartSidestream(cluster->urls(), 3);
-  ASSERT_NE(a, nullptr);
-  ASSERT_NE(b, nullptr);
+  ClusterOfTwo c = StartClusterOfTwo();
+  ASSERT_NE(c.b, nullptr);
+  auto& [cluster, a, b] = c;
   EXPECT_EQ(a->epoch(), b->epoch());
   StreamCollector on_b(b->grpc_address(), FromOldest());
   ASSERT_TRUE(on_b.WaitForCaughtUp());
@@ -219,12 +219,9 @@ TEST_F(JetStreamE2eTest, ClusterSharesEventsDedupAndCursorsBetweenInstances) {
 }
 
 TEST_F(JetStreamE2eTest, KillingANatsNodeUnderLoadLosesNoAcknowledgedEvent) {
-  auto cluster = StartCluster();
-  ASSERT_NE(cluster, nullptr);
-  auto a = StartSidestream(cluster->urls(), 3);
-  auto b = StartSidestream(cluster->urls(), 3);
-  ASSERT_NE(a, nullptr);
-  ASSERT_NE(b, nullptr);
+  ClusterOfTwo c = StartClusterOfTwo();
+  ASSERT_NE(c.b, nullptr);
+  auto& [cluster, a, b] = c;
   // Two posters (one per instance) at a steady pace. Node n2 dies after 100
   // posts; the load goes on until 100 more were acknowledged after the kill
   // (the cluster recovered), within a deadline.
@@ -308,12 +305,9 @@ TEST_F(JetStreamE2eTest, KillingANatsNodeUnderLoadLosesNoAcknowledgedEvent) {
 }
 
 TEST_F(JetStreamE2eTest, SubscriberOfAKilledInstanceResumesOnTheOther) {
-  auto cluster = StartCluster();
-  ASSERT_NE(cluster, nullptr);
-  auto a = StartSidestream(cluster->urls(), 3);
-  auto b = StartSidestream(cluster->urls(), 3);
-  ASSERT_NE(a, nullptr);
-  ASSERT_NE(b, nullptr);
+  ClusterOfTwo c = StartClusterOfTwo();
+  ASSERT_NE(c.b, nullptr);
+  auto& [cluster, a, b] = c;
   std::vector<v1::Event> seen;
   {
     StreamCollector on_a(a->grpc_address(), FromOldest());

@@ -40,6 +40,18 @@ void WriteFile(const std::string& path, const std::string& text) {
   ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
 }
 
+bool WaitForReadyz(const std::string& admin_address, int want_status, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (int i = 0; i < 10000 && absl::Now() < deadline; ++i) {
+    absl::StatusOr<HttpResponse> r =
+        HttpGet(absl::StrCat("http://", admin_address, "/readyz"), {}, absl::Seconds(5));
+    if (r.ok() && r->status_code == want_status) return true;
+    // Polling interval of a readiness probe (kubelet polls too).
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
 std::unique_ptr<v1::Events::Stub> EventsStub(const std::string& target) {
   return v1::Events::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
 }

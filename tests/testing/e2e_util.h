@@ -36,6 +36,11 @@ std::unique_ptr<v1::Events::Stub> EventsStub(const std::string& target);
 // A failure is a test failure.
 void WriteFile(const std::string& path, const std::string& text);
 
+// Polls GET http://<admin_address>/readyz until it answers `want_status`
+// (200 or 503); false at the deadline. Readiness is re-evaluated on the
+// server's timer, so there is no event to wait on.
+bool WaitForReadyz(const std::string& admin_address, int want_status, absl::Duration timeout);
+
 // Runs one Subscribe call on a thread and records what arrives.
 class StreamCollector {
  public:
