@@ -86,9 +86,18 @@ constexpr int kBusyTimeoutMs = 10000;
 constexpr int64_t kTrimChunkRows = 5000;
 constexpr size_t kMaxIdleReaders = 8;
 constexpr uint64_t kFullCheckMaxBytes = 64ull << 20;
-// The writer asks for a checkpoint after this many appended bytes...
-constexpr uint64_t kCheckpointEveryBytes = 16ull << 20;
-// ...and a WAL bigger than this is truncated once checkpointed.
+// The writer asks for a checkpoint once the WAL holds this many frames
+// (pages; 1000 is also SQLite's own automatic checkpoint threshold). Small
+// and frequent checkpoints catch up with the writer, so the
+// WAL restarts from its beginning and is overwritten in place: its size stays
+// put (fdatasync has no inode to write), and no checkpoint's fsync of the
+// database file is large enough to stall the commits behind it. At 16 MiB
+// between checkpoints the WAL never caught up under a steady 1,000 webhooks/s,
+// grew to the truncation limit and the truncation held the write lock for
+// tens of milliseconds (docs/performance.md).
+constexpr int kCheckpointFrames = 1000;
+// A WAL bigger than this (checkpoints cannot keep up, or a reader holds an old
+// snapshot) is truncated once checkpointed; a restarted WAL is cut back to it.
 constexpr uint64_t kTruncateWalBytes = 64ull << 20;
 
 constexpr char kCreateSchemaSql[] = R"sql(
@@ -390,7 +399,8 @@ class SqliteEventLog::Impl {
   WriterStatements w_;
   Counters counters_;
   bool writable_ = true;
-  uint64_t bytes_since_checkpoint_ = 0;
+  // Frames in the WAL after the last commit (sqlite3_wal_hook).
+  int wal_frames_ = 0;
   std::thread writer_thread_;
 
   mutable absl::Mutex queue_mu_;
@@ -540,10 +550,19 @@ absl::Status SqliteEventLog::Impl::OpenWriter() {
                                                       "\" cannot use WAL journaling (got \"", mode,
                                                       "\"); put data_dir on a local file system"));
   }
-  for (const char* pragma :
-       {"PRAGMA synchronous=FULL", "PRAGMA wal_autocheckpoint=0", "PRAGMA foreign_keys=OFF"}) {
+  const std::string size_limit = absl::StrCat("PRAGMA journal_size_limit=", kTruncateWalBytes);
+  for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA wal_autocheckpoint=0",
+                             "PRAGMA foreign_keys=OFF", size_limit.c_str()}) {
     if (absl::Status status = Query(db, pragma); !status.ok()) return status;
   }
+  // Replaces the automatic checkpoint's hook: only records the WAL's size.
+  sqlite3_wal_hook(
+      db,
+      [](void* impl, sqlite3*, const char*, int frames) {
+        static_cast<Impl*>(impl)->wal_frames_ = frames;
+        return SQLITE_OK;
+      },
+      this);
   Query(db, "PRAGMA page_size", [&](sqlite3_stmt* s) {
     page_size_ = sqlite3_column_int64(s, 0);
   }).IgnoreError();  // only sizes the checkpoint threshold
@@ -907,7 +926,6 @@ void SqliteEventLog::Impl::CommitBatch(std::vector<PendingAppend>& batch) {
   records.reserve(stored.size());
   for (size_t i : stored) {
     NewEvent& event = batch[i].event;
-    bytes_since_checkpoint_ += event.event_bytes.size() + event.raw_json.size();
     auto record = std::make_shared<EventRecord>();
     record->sequence = results[i]->sequence;
     record->id = std::move(event.id);
@@ -922,10 +940,7 @@ void SqliteEventLog::Impl::CommitBatch(std::vector<PendingAppend>& batch) {
   AppendListener* listener = listener_.load();
   if (listener != nullptr && !records.empty()) listener->OnAppended(records);
   for (size_t i = 0; i < batch.size(); ++i) std::move(batch[i].done)(std::move(results[i]));
-  if (bytes_since_checkpoint_ >= kCheckpointEveryBytes) {
-    bytes_since_checkpoint_ = 0;
-    RequestCheckpoint();
-  }
+  if (wal_frames_ >= kCheckpointFrames) RequestCheckpoint();
 }
 
 absl::Status SqliteEventLog::Impl::WriteBatch(std::vector<PendingAppend>& batch,
