@@ -190,6 +190,20 @@ absl::Status Subscriber::ReadOneStream(
     // nothing is delivered after Stop().
     if (!ok || stopped) break;
     *received = true;
+    if (item.has_batch()) {
+      // One `event` item per event, as without batching.
+      v1::SubscribeResponse single;
+      for (v1::Event& event : *item.mutable_batch()->mutable_events()) {
+        {
+          absl::MutexLock lock(&mu_);
+          if (stop_requested_) break;  // nothing is delivered after Stop()
+        }
+        single.mutable_event()->Swap(&event);
+        Track(single);
+        on_item(single);
+      }
+      continue;
+    }
     Track(item);
     on_item(item);
   }
@@ -209,6 +223,7 @@ v1::SubscribeRequest Subscriber::BuildRequest() const {
   v1::SubscribeRequest request;
   *request.mutable_filter() = options_.filter;
   request.set_include_raw_json(options_.include_raw_json);
+  request.set_max_batch_events(options_.max_batch_events);
   absl::MutexLock lock(&mu_);
   if (cursor_.has_value()) {
     request.set_after_sequence(*cursor_);
@@ -239,6 +254,7 @@ void Subscriber::Track(const v1::SubscribeResponse& item) {
       sequence = item.caught_up().head_sequence();
       if (!item.caught_up().log_epoch().empty()) log_epoch_ = item.caught_up().log_epoch();
       break;
+    case v1::SubscribeResponse::kBatch:  // unpacked by ReadOneStream
     case v1::SubscribeResponse::ITEM_NOT_SET:
       return;
   }

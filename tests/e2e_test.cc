@@ -228,6 +228,82 @@ TEST_F(E2eTest, ResumeAfterLastSequenceHasNoGapAndNoDuplicate) {
   ExpectStrictlyIncreasing(second.events());
 }
 
+TEST_F(E2eTest, BatchesCarryTheSameEventsOnlyWhenAskedAndWithinTheirLimits) {
+  // The window holds 8 events, so most of the history is read from the log.
+  StartServer({"--hub_window_events=8"});
+  std::vector<std::string> want;
+  for (int i = 0; i < 60; ++i) {
+    want.push_back(absl::StrCat("evt_b", i));
+    Send(i % 3 == 0 ? "invoice.paid" : "payout.paid", "acct_1A", false, want.back());
+  }
+  StreamCollector single(server_->grpc_address(), FromOldest());
+  v1::SubscribeRequest batched = FromOldest();
+  batched.set_max_batch_events(16);
+  batched.set_include_raw_json(true);
+  StreamCollector many(server_->grpc_address(), batched);
+  v1::SubscribeRequest filtered = batched;
+  filtered.mutable_filter()->add_types("invoice.paid");
+  StreamCollector some(server_->grpc_address(), filtered);
+  ASSERT_TRUE(single.WaitForCaughtUp());
+  ASSERT_TRUE(many.WaitForCaughtUp());
+  ASSERT_TRUE(some.WaitForCaughtUp());
+
+  EXPECT_EQ(Ids(single.events()), want);
+  for (const v1::SubscribeResponse& item : single.items()) EXPECT_FALSE(item.has_batch());
+
+  // The same events, in order, with their raw JSON, in batches of 2 to 16.
+  const std::vector<v1::Event> events = many.events();
+  EXPECT_EQ(Ids(events), want);
+  ExpectStrictlyIncreasing(events);
+  for (const v1::Event& event : events) EXPECT_THAT(event.raw_json(), HasSubstr(event.id()));
+  size_t batches = 0;
+  for (const v1::SubscribeResponse& item : many.items()) {
+    if (!item.has_batch()) continue;
+    ++batches;
+    EXPECT_GE(item.batch().events_size(), 2);
+    EXPECT_LE(item.batch().events_size(), 16);
+  }
+  EXPECT_GE(batches, 60u / 16);
+
+  // A filter applies inside batches too.
+  std::vector<std::string> invoices;
+  for (int i = 0; i < 60; i += 3) invoices.push_back(absl::StrCat("evt_b", i));
+  EXPECT_EQ(Ids(some.events()), invoices);
+
+  // Live events keep arriving after the history, batched or not.
+  Send("invoice.paid", "acct_1A", false, "evt_b_live");
+  ASSERT_TRUE(many.WaitForEvents(61));
+  EXPECT_EQ(many.events().back().id(), "evt_b_live");
+  ASSERT_TRUE(some.WaitForEvents(invoices.size() + 1));
+}
+
+TEST_F(E2eTest, BatchesStayUnderOneMebibyte) {
+  StartServer();
+  // About 16 KB per event with its raw JSON; 1000 allowed per batch.
+  std::vector<std::string> want;
+  for (int i = 0; i < 200; ++i) {
+    want.push_back(absl::StrCat("evt_big", i));
+    absl::StatusOr<HttpResponse> r = PostWebhook(
+        server_->webhook_url(),
+        SampleBody("payout.paid", "acct_1A", false, want.back(), /*padding_bytes=*/8000));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status_code, 200) << r->body;
+  }
+  v1::SubscribeRequest request = FromOldest();
+  request.set_max_batch_events(5000);  // lowered to 1000
+  request.set_include_raw_json(true);
+  StreamCollector stream(server_->grpc_address(), request);
+  ASSERT_TRUE(stream.WaitForCaughtUp());
+  EXPECT_EQ(Ids(stream.events()), want);
+  size_t batches = 0;
+  for (const v1::SubscribeResponse& item : stream.items()) {
+    if (!item.has_batch()) continue;
+    ++batches;
+    EXPECT_LE(item.ByteSizeLong(), size_t{1} << 20);
+  }
+  EXPECT_GE(batches, 2u);
+}
+
 TEST_F(E2eTest, CursorsFromAnotherLogAreRefusedClearly) {
   StartServer();
   Send("payout.paid", "", false, "evt_c1");

@@ -157,6 +157,7 @@ int RunTail(const TailCommand& command) {
       case v1::SubscribeResponse::kCheckpoint:
         if (command.checkpoints) output_status = WriteMessage(item);
         break;
+      case v1::SubscribeResponse::kBatch:  // the Subscriber hands out single events
       case v1::SubscribeResponse::ITEM_NOT_SET:
         break;
     }

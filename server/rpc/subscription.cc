@@ -27,7 +27,8 @@ Subscription::Subscription(const SubscriptionEnv& env, std::string peer,
       filter_(std::move(filter)),
       start_time_(env.clock->Now()),
       epoch_(env.log->Info().epoch),
-      id_(NextSubscriptionId()) {}
+      id_(NextSubscriptionId()),
+      max_batch_events_(std::clamp<size_t>(request_.max_batch_events(), 1, kMaxBatchEvents)) {}
 
 DeliveryCounters* DeliveryCounters::Discard() {
   static DeliveryCounters* const discard = new DeliveryCounters;
@@ -130,17 +131,36 @@ Subscription::Action Subscription::NextActionLocked() {
     env_.counters->Add(env_.counters->checkpoints_sent, 1);
     return WriteLocked(MessageBuffer(response));
   }
+  const bool raw = request_.include_raw_json();
   while (true) {
+    // Matching events taken from pending_ for one message: one `event`, or
+    // up to max_batch_events_ in a `batch` while more are ready.
+    std::vector<EventRecordPtr> batch;
+    size_t batch_bytes = 0;
     while (!pending_.empty()) {
-      EventRecordPtr record = std::move(pending_.front());
-      pending_.pop_front();
-      if (record->sequence <= cursor_) continue;
-      cursor_ = record->sequence;
-      if (filter_.Matches(*record)) {
-        ++events_sent_;
-        env_.counters->Add(env_.counters->events_sent, 1);
-        return WriteLocked(SubscribeResponseBuffer(record, request_.include_raw_json()));
+      EventRecordPtr& next = pending_.front();
+      if (next->sequence <= cursor_) {
+        pending_.pop_front();
+        continue;
       }
+      if (!filter_.Matches(*next)) {
+        cursor_ = next->sequence;
+        pending_.pop_front();
+        continue;
+      }
+      const size_t size = EncodedEventSize(*next, raw);
+      if (!batch.empty() && batch_bytes + size > kMaxBatchBytes) break;
+      cursor_ = next->sequence;
+      batch_bytes += size;
+      batch.push_back(std::move(next));
+      pending_.pop_front();
+      if (batch.size() >= max_batch_events_) break;
+    }
+    if (!batch.empty()) {
+      events_sent_ += batch.size();
+      env_.counters->Add(env_.counters->events_sent, batch.size());
+      if (batch.size() == 1) return WriteLocked(SubscribeResponseBuffer(batch.front(), raw));
+      return WriteLocked(SubscribeBatchBuffer(batch, raw));
     }
     EventHub::Read read = env_.hub->ReadAfter(cursor_, env_.hub_batch);
     if (read.behind) {

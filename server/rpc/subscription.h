@@ -88,6 +88,12 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     std::optional<absl::Time> time;
   };
 
+  // Limits of one `batch` item (SubscribeRequest.max_batch_events): at most
+  // this many events, and no more bytes than this unless a single event is
+  // larger (gRPC clients accept 4 MiB messages by default).
+  static constexpr size_t kMaxBatchEvents = 1000;
+  static constexpr size_t kMaxBatchBytes = 1 << 20;
+
   // Use Create(); public for make_shared.
   Subscription(const SubscriptionEnv& env, std::string peer, v1::SubscribeRequest request,
                EventFilter filter);
@@ -142,6 +148,7 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   const absl::Time start_time_;
   const std::string epoch_;
   const uint64_t id_;
+  const size_t max_batch_events_;  // 1: never a batch
   absl::AnyInvocable<void(Subscription*) &&> on_done_;
   std::shared_ptr<Subscription> self_;  // released in OnDone
 

@@ -13,6 +13,8 @@ using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedOutputStream;
 
 constexpr int kResponseEventField = 1;  // SubscribeResponse.event
+constexpr int kResponseBatchField = 4;  // SubscribeResponse.batch
+constexpr int kBatchEventsField = 1;    // EventBatch.events
 constexpr int kEventSequenceField = 1;  // Event.sequence
 constexpr int kEventRawJsonField = 19;  // Event.raw_json
 
@@ -33,11 +35,13 @@ grpc::Slice SharedSlice(const EventRecordPtr& record, const std::string& bytes) 
       [](void* p) { delete static_cast<EventRecordPtr*>(p); }, keep);
 }
 
-}  // namespace
-
-grpc::ByteBuffer SubscribeResponseBuffer(const EventRecordPtr& record, bool include_raw_json) {
+// Appends `record` as a length-delimited Event field numbered `field`: a
+// small header (tag, length, sequence), the record's bytes and, when asked
+// for, the raw_json field, sharing the record's memory. Returns the bytes
+// added.
+size_t AppendEventField(int field, const EventRecordPtr& record, bool include_raw_json,
+                        std::vector<grpc::Slice>* slices) {
   const bool with_raw = include_raw_json && !record->raw_json.empty();
-
   uint8_t raw_header[16];
   uint8_t* raw_end = raw_header;
   if (with_raw) {
@@ -46,26 +50,52 @@ grpc::ByteBuffer SubscribeResponseBuffer(const EventRecordPtr& record, bool incl
   }
   const size_t raw_size =
       with_raw ? static_cast<size_t>(raw_end - raw_header) + record->raw_json.size() : 0;
-
   uint8_t sequence_field[16];
   uint8_t* seq_end = PutTag(kEventSequenceField, WireFormatLite::WIRETYPE_VARINT, sequence_field);
   seq_end = PutVarint(record->sequence, seq_end);
   const size_t event_size =
       static_cast<size_t>(seq_end - sequence_field) + record->event_bytes.size() + raw_size;
-
   uint8_t header[48];
-  uint8_t* end = PutTag(kResponseEventField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, header);
+  uint8_t* end = PutTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, header);
   end = PutVarint(event_size, end);
   end = std::copy(sequence_field, seq_end, end);
-  grpc::Slice slices[4];
-  size_t n = 0;
-  slices[n++] = grpc::Slice(header, static_cast<size_t>(end - header));
-  if (!record->event_bytes.empty()) slices[n++] = SharedSlice(record, record->event_bytes);
+  const size_t header_size = static_cast<size_t>(end - header);
+  slices->emplace_back(header, header_size);
+  if (!record->event_bytes.empty()) slices->push_back(SharedSlice(record, record->event_bytes));
   if (with_raw) {
-    slices[n++] = grpc::Slice(raw_header, static_cast<size_t>(raw_end - raw_header));
-    slices[n++] = SharedSlice(record, record->raw_json);
+    slices->emplace_back(raw_header, static_cast<size_t>(raw_end - raw_header));
+    slices->push_back(SharedSlice(record, record->raw_json));
   }
-  return grpc::ByteBuffer(slices, n);
+  return header_size + event_size - (seq_end - sequence_field);
+}
+
+}  // namespace
+
+grpc::ByteBuffer SubscribeResponseBuffer(const EventRecordPtr& record, bool include_raw_json) {
+  std::vector<grpc::Slice> slices;
+  slices.reserve(4);
+  AppendEventField(kResponseEventField, record, include_raw_json, &slices);
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+grpc::ByteBuffer SubscribeBatchBuffer(const std::vector<EventRecordPtr>& records,
+                                      bool include_raw_json) {
+  std::vector<grpc::Slice> slices;
+  slices.reserve(1 + 4 * records.size());
+  slices.emplace_back();  // the batch field's header, once its length is known
+  size_t batch_size = 0;
+  for (const EventRecordPtr& record : records) {
+    batch_size += AppendEventField(kBatchEventsField, record, include_raw_json, &slices);
+  }
+  uint8_t header[16];
+  uint8_t* end = PutTag(kResponseBatchField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, header);
+  end = PutVarint(batch_size, end);
+  slices.front() = grpc::Slice(header, static_cast<size_t>(end - header));
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+size_t EncodedEventSize(const EventRecord& record, bool include_raw_json) {
+  return record.event_bytes.size() + (include_raw_json ? record.raw_json.size() : 0) + 32;
 }
 
 grpc::ByteBuffer MessageBuffer(const google::protobuf::Message& message) {

@@ -9,6 +9,8 @@
 #ifndef SIDESTREAM_SERVER_RPC_WIRE_H_
 #define SIDESTREAM_SERVER_RPC_WIRE_H_
 
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "google/protobuf/message.h"
 #include <grpcpp/support/byte_buffer.h>
@@ -20,6 +22,14 @@ namespace sidestream {
 
 // A SubscribeResponse{event} for `record`, sharing the record's memory.
 grpc::ByteBuffer SubscribeResponseBuffer(const EventRecordPtr& record, bool include_raw_json);
+
+// A SubscribeResponse{batch} of `records` (two or more), sharing their memory.
+grpc::ByteBuffer SubscribeBatchBuffer(const std::vector<EventRecordPtr>& records,
+                                      bool include_raw_json);
+
+// About how many bytes `record` adds to a response (an upper bound on the
+// framing), to keep batches under a size.
+size_t EncodedEventSize(const EventRecord& record, bool include_raw_json);
 
 // Any message, serialized (for the rare control messages).
 grpc::ByteBuffer MessageBuffer(const google::protobuf::Message& message);

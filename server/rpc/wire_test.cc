@@ -138,6 +138,41 @@ TEST(SubscribeResponseBufferTest, MatchesProtobufSerializationSize) {
   }
 }
 
+TEST(SubscribeBatchBufferTest, ParsesAsTheSameEventsInOrderWithProtobufsSize) {
+  // Events of several sizes (one needs a multi-byte length), with and
+  // without raw JSON: each must read back exactly as a single `event` would.
+  const v1::Event small = SampleEvent();
+  v1::Event large = SampleEvent();
+  large.set_id("evt_large");
+  (*large.mutable_data_object()->mutable_fields())["memo"].set_string_value(
+      std::string(300000, 'm'));
+  const std::vector<EventRecordPtr> records = {
+      MakeRecord(small, 1, kRaw), MakeRecord(large, 2, std::string(20000, 'r')),
+      MakeRecord(small, uint64_t{1} << 40, ""), MakeRecord(small, 5, kRaw)};
+  for (bool raw : {false, true}) {
+    SCOPED_TRACE(raw);
+    v1::SubscribeResponse expected;
+    for (const EventRecordPtr& record : records) {
+      v1::Event event;
+      ASSERT_TRUE(event.ParseFromString(record->event_bytes));
+      *expected.mutable_batch()->add_events() =
+          WithSequence(event, record->sequence, raw ? record->raw_json : "");
+    }
+    const grpc::ByteBuffer buffer = SubscribeBatchBuffer(records, raw);
+    EXPECT_EQ(buffer.Length(), expected.ByteSizeLong());
+    v1::SubscribeResponse response;
+    ASSERT_TRUE(response.ParseFromString(Flatten(buffer)));
+    ASSERT_EQ(response.item_case(), v1::SubscribeResponse::kBatch);
+    ASSERT_EQ(response.batch().events_size(), static_cast<int>(records.size()));
+    for (size_t i = 0; i < records.size(); ++i) {
+      ExpectEventsEqual(response.batch().events(static_cast<int>(i)),
+                        expected.batch().events(static_cast<int>(i)));
+      EXPECT_GE(EncodedEventSize(*records[i], raw),
+                expected.batch().events(static_cast<int>(i)).ByteSizeLong());
+    }
+  }
+}
+
 TEST(SubscribeResponseBufferTest, LargeSequences) {
   const v1::Event event = SampleEvent();
   for (uint64_t sequence : {uint64_t{1} << 32, (uint64_t{1} << 32) + 1, uint64_t{1} << 56,

@@ -11,8 +11,9 @@
 namespace sidestream::testing {
 
 std::string SampleBody(const std::string& type, const std::string& account, bool livemode,
-                       const std::string& id) {
+                       const std::string& id, size_t padding_bytes) {
   SampleEventOptions options;
+  options.padding_bytes = padding_bytes;
   options.type = type;
   options.account = account;
   options.livemode = livemode;
@@ -73,6 +74,7 @@ void StreamCollector::Run(v1::SubscribeRequest request) {
   while (reader->Read(&item)) {
     absl::MutexLock lock(&mu_);
     if (item.has_event()) ++event_count_;
+    event_count_ += item.batch().events_size();
     if (item.has_checkpoint()) ++checkpoint_count_;
     if (item.has_caught_up()) caught_up_ = true;
     items_.push_back(item);
@@ -117,6 +119,7 @@ std::vector<v1::Event> StreamCollector::events() const {
   std::vector<v1::Event> events;
   for (const auto& item : items_) {
     if (item.has_event()) events.push_back(item.event());
+    for (const v1::Event& event : item.batch().events()) events.push_back(event);
   }
   return events;
 }

@@ -20,9 +20,10 @@ namespace sidestream::testing {
 
 inline constexpr char kTestSecret[] = "whsec_e2e_test_secret";
 
-// A realistic sample event body (see client/sample_events.h).
+// A realistic sample event body (see client/sample_events.h), with
+// `padding_bytes` of extra metadata.
 std::string SampleBody(const std::string& type, const std::string& account, bool livemode,
-                       const std::string& id);
+                       const std::string& id, size_t padding_bytes = 0);
 
 // POSTs `body` as Stripe would, signed with `secret` at `signed_at`.
 absl::StatusOr<HttpResponse> PostWebhook(const std::string& url, const std::string& body,
@@ -53,6 +54,7 @@ class StreamCollector {
   bool WaitForCheckpoints(size_t n, absl::Duration timeout = absl::Seconds(30));
   bool WaitForEnd(absl::Duration timeout = absl::Seconds(30));
 
+  // Every event received, in order, whether in `event` or `batch` items.
   std::vector<v1::Event> events() const;
   std::vector<v1::SubscribeResponse> items() const;
   // The status the stream ended with (valid after WaitForEnd).
