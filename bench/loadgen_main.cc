@@ -42,6 +42,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
 #include <sys/resource.h>
 
 #include "bench/child_process.h"
@@ -51,6 +52,7 @@
 #include "bench/proc_stats.h"
 #include "bench/subscribers.h"
 #include "bench/webhook_requests.h"
+#include "sidestream/v1/admin_service.grpc.pb.h"
 #include "sidestream/v1/events_service.pb.h"
 #include "tests/testing/e2e_util.h"
 #include "tests/testing/server_process.h"
@@ -221,12 +223,14 @@ absl::StatusOr<std::unique_ptr<Target>> StartTarget(const std::string& kind,
 
 std::vector<SubscriberSpec> Specs(const std::string& filters, int live, int stalled,
                                   v1::StartPosition live_position,
-                                  v1::StartPosition stalled_position) {
+                                  v1::StartPosition stalled_position,
+                                  uint32_t max_batch_events = 0) {
   std::vector<SubscriberSpec> specs;
   for (const NamedFilter& f : BenchFilters(filters, live)) {
     v1::SubscribeRequest request;
     *request.mutable_filter() = f.filter;
     request.set_position(live_position);
+    request.set_max_batch_events(max_batch_events);
     specs.push_back({request.SerializeAsString(), false, f.label});
   }
   for (int i = 0; i < stalled; ++i) {
@@ -341,6 +345,36 @@ std::string ServerJson(const Target& target, const Usage& usage, double seconds,
       .str();
 }
 
+// The log's group-commit counters (Admin.GetStats), to report how many
+// webhooks each fsync carried. Zero when the target is not Sidestream.
+struct CommitMark {
+  uint64_t commits = 0;
+  uint64_t appends = 0;
+};
+CommitMark Commits(const Target& target) {
+  CommitMark mark;
+  if (target.server == nullptr) return mark;
+  auto stub =
+      v1::Admin::NewStub(grpc::CreateChannel(target.grpc, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetStatsResponse stats;
+  if (stub->GetStats(&context, v1::GetStatsRequest(), &stats).ok()) {
+    mark.commits = stats.log().commits();
+    mark.appends = stats.log().committed_appends();
+  }
+  return mark;
+}
+std::string CommitsJson(const CommitMark& a, const CommitMark& b, double seconds) {
+  const uint64_t commits = b.commits - a.commits;
+  const uint64_t appends = b.appends - a.appends;
+  return JsonObject()
+      .Uint("commits", commits)
+      .Double("commits_per_s", seconds > 0 ? commits / seconds : 0)
+      .Double("appends_per_commit", commits > 0 ? static_cast<double>(appends) / commits : 0)
+      .str();
+}
+
 struct Common {
   std::string work_dir;
   std::string bin_dir;
@@ -389,6 +423,7 @@ absl::Status RunIngest(const Common& common, JsonObject* out) {
   // Settle before the idle reading (shorter for the smoke runs).
   absl::SleepFor(std::min(absl::Milliseconds(500), absl::GetFlag(FLAGS_warmup)));
   const int64_t rss_idle = ProcessRssKib(target.pid);
+  const CommitMark commits_before = Commits(target);
 
   HttpLoadOptions options;
   options.host = target.http_host;
@@ -410,6 +445,11 @@ absl::Status RunIngest(const Common& common, JsonObject* out) {
   const int64_t rss_peak = measured.rss_peak_kib;
   const double seconds = absl::ToDoubleSeconds(duration);
   out->Raw("http", HttpJson(options, result, seconds, pool, *factory));
+  // Warm-up included: the counters cover the whole run.
+  if (target.server != nullptr) {
+    out->Raw("log", CommitsJson(commits_before, Commits(target),
+                                absl::ToDoubleSeconds(warmup + duration)));
+  }
   if (subscribers != nullptr) {
     // Events acknowledged at the end of the window may still be on their
     // way to the streams.
@@ -526,20 +566,23 @@ absl::Status RunBacklog(const Common& common, JsonObject* out) {
   absl::SleepFor(absl::Seconds(1));
   const int64_t rss_idle = ProcessRssKib(target.pid);
 
-  // Catch-up: one stream reads everything from the oldest event.
-  {
+  // Catch-up: one stream reads everything from the oldest event, one event
+  // per message, then again with up to 256 events per message (what the C++
+  // client asks for).
+  for (const uint32_t batch : {0u, 256u}) {
     const UsageMark a = Mark(target.pid);
     const int64_t t0 = NowNs();
-    SubscriberSet reader(target.grpc, kSubscribeMethod,
-                         Specs("all", 1, 0, v1::START_POSITION_OLDEST, v1::START_POSITION_OLDEST),
-                         nullptr);
+    SubscriberSet reader(
+        target.grpc, kSubscribeMethod,
+        Specs("all", 1, 0, v1::START_POSITION_OLDEST, v1::START_POSITION_OLDEST, batch), nullptr);
     const bool caught_up = reader.WaitForCaughtUp(absl::Minutes(10));
     const UsageMark b = Mark(target.pid);
     const SubscriberTotals t = reader.Totals();
     const double seconds = (t.caught_up_ns - t0) / 1e9;
-    out->Raw("catch_up",
+    out->Raw(batch == 0 ? "catch_up" : "catch_up_batched",
              JsonObject()
                  .Bool("caught_up", caught_up && t.caught_up_ns > 0)
+                 .Uint("max_batch_events", batch)
                  .Uint("events", t.deliveries)
                  .Double("seconds", seconds)
                  .Double("events_per_s", seconds > 0 ? t.deliveries / seconds : 0)

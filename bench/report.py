@@ -250,6 +250,11 @@ def generate(runs, args):
     L.append(f"| catch-up from OLDEST over {fmt(backlog_n)} events | {fmt(cu, '/s')} | raw gRPC to one stream, "
              f"same reader {fmt(s1, '/s')} | {fmt(ratio(cu, s1), digits=3)} | ≥ 200,000/s | "
              f"{verdict(cu, 200000, True)} |")
+    cub = get(backlog, "catch_up_batched", "events_per_s")
+    if cub is not None:
+        L.append(f"| catch-up, the same with `max_batch_events` = {get(backlog, 'catch_up_batched', 'max_batch_events')} "
+                 f"(the C++ client's default) | {fmt(cub, '/s')} | one event per message, same run {fmt(cu, '/s')} | "
+                 f"{fmt(ratio(cub, cu), digits=2)} | ≥ 200,000/s | {verdict(cub, 200000, True)} |")
     ready = get(backlog, "server", "ready_ms")
     L.append(f"| start-up to ready with {fmt(backlog_n)} events | {fmt(ready, 'ms', 0)} | | | ≤ 500 ms | "
              f"{verdict(ready, 500, False)} |")
@@ -350,6 +355,12 @@ def generate(runs, args):
         L.append(f"- catch-up of one stream from OLDEST: {fmt(cuo.get('events'))} events in "
                  f"{fmt(cuo.get('seconds'), 's', 2)} = {fmt(cuo.get('events_per_s'), '/s')} (server CPU "
                  f"{fmt(cuo.get('server_cpu_s'), 's', 2)}, reader CPU {fmt(cuo.get('loadgen_cpu_s'), 's', 2)})")
+        cbo = backlog.get("catch_up_batched")
+        if cbo:
+            L.append(f"- the same with up to {cbo.get('max_batch_events')} events per message: "
+                     f"{fmt(cbo.get('events'))} events in {fmt(cbo.get('seconds'), 's', 2)} = "
+                     f"{fmt(cbo.get('events_per_s'), '/s')} (server CPU {fmt(cbo.get('server_cpu_s'), 's', 2)}, "
+                     f"reader CPU {fmt(cbo.get('loadgen_cpu_s'), 's', 2)})")
         L.append(f"- {sub.get('stalled')} stalled streams from OLDEST plus {fmt((sub.get('streams') or 0) - (sub.get('stalled') or 0))} "
                  f"live ones during {fmt(get(backlog, 'http', 'throughput_per_s'))} webhooks/s: RSS "
                  f"{fmt(mb(backlog.get('rss_before_stalled_kib')), 'MB', 1)} before, peak "

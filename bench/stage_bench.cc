@@ -45,6 +45,7 @@
 #include "absl/time/clock.h"
 
 #include "bench/filters.h"
+#include "bench/histogram.h"
 #include "bench/webhook_requests.h"
 #include "server/common/time_proto.h"
 #include "server/decode/event_decoder.h"
@@ -307,6 +308,8 @@ int Fsync() {
   constexpr off_t kWrap = 64 << 20;
   off_t offset = 0;
   uint64_t count = 0;
+  // Each write + fdatasync's time: the disk's tail bounds the log's.
+  LatencyHistogram latency;
   const absl::Time start = absl::Now();
   const absl::Time end = start + absl::Seconds(absl::GetFlag(FLAGS_seconds));
   absl::Time now = start;
@@ -319,13 +322,16 @@ int Fsync() {
     }
     offset = (offset + 4096) % kWrap;
     ++count;
+    const absl::Time before = now;
     now = absl::Now();
+    latency.Record(absl::ToInt64Nanoseconds(now - before));
   }
   close(fd);
   std::filesystem::remove(path);
   const double seconds = absl::ToDoubleSeconds(now - start);
-  std::cout << absl::StrFormat(R"({"mode":"fsync","fsyncs":%d,"seconds":%.3f,"per_s":%.1f})", count,
-                               seconds, count / seconds)
+  std::cout << absl::StrFormat(
+                   R"({"mode":"fsync","fsyncs":%d,"seconds":%.3f,"per_s":%.1f,"latency":%s})",
+                   count, seconds, count / seconds, latency.ToJson())
             << std::endl;
   return 0;
 }
