@@ -277,6 +277,39 @@ TEST_F(E2eTest, BatchesCarryTheSameEventsOnlyWhenAskedAndWithinTheirLimits) {
   ASSERT_TRUE(some.WaitForEvents(invoices.size() + 1));
 }
 
+TEST_F(E2eTest, LongCatchUpWhileEventsArriveIsExactlyOnceInOrder) {
+  // Several log batches (512 events each) behind an 8-event window, read
+  // ahead while the previous batch is sent, while new events keep arriving:
+  // no event may be skipped or repeated at the seams.
+  StartServer({"--hub_window_events=8"});
+  std::vector<std::string> want;
+  auto send_range = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      want.push_back(absl::StrCat("evt_c", i));
+      Send(i % 2 == 0 ? "invoice.paid" : "payout.paid", "acct_1A", false, want.back());
+    }
+  };
+  send_range(0, 1300);
+  StreamCollector single(server_->grpc_address(), FromOldest());
+  v1::SubscribeRequest batched = FromOldest();
+  batched.set_max_batch_events(100);
+  StreamCollector many(server_->grpc_address(), batched);
+  v1::SubscribeRequest filtered = batched;
+  filtered.mutable_filter()->add_types("payout.paid");
+  StreamCollector some(server_->grpc_address(), filtered);
+  send_range(1300, 1400);  // while the streams catch up
+  ASSERT_TRUE(single.WaitForEvents(want.size()));
+  ASSERT_TRUE(many.WaitForEvents(want.size()));
+  std::vector<std::string> payouts;
+  for (size_t i = 1; i < want.size(); i += 2) payouts.push_back(want[i]);
+  ASSERT_TRUE(some.WaitForEvents(payouts.size()));
+  EXPECT_EQ(Ids(single.events()), want);
+  EXPECT_EQ(Ids(many.events()), want);
+  EXPECT_EQ(Ids(some.events()), payouts);
+  ExpectStrictlyIncreasing(many.events());
+  EXPECT_GE(Stats().delivery().log_reads(), 3u * 3);  // the history came from the log
+}
+
 TEST_F(E2eTest, BatchesStayUnderOneMebibyte) {
   StartServer();
   // About 16 KB per event with its raw JSON; 1000 allowed per batch.

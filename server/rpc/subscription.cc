@@ -78,6 +78,10 @@ void Subscription::Pump(bool woken) {
     case Action::kNone:
       break;
     case Action::kWrite:
+      // Queued first: StartWrite may run OnWriteDone (and the next step) inline.
+      if (action.prefetch) {
+        env_.readers->Submit([self = shared_from_this()] { self->ReadLog(/*prefetch=*/true); });
+      }
       // write_buffer_ is not touched again until OnWriteDone.
       StartWrite(&write_buffer_);
       break;
@@ -85,7 +89,7 @@ void Subscription::Pump(bool woken) {
       Finish(action.status);
       break;
     case Action::kReadLog:
-      env_.readers->Submit([self = shared_from_this()] { self->ReadLog(); });
+      env_.readers->Submit([self = shared_from_this()] { self->ReadLog(/*prefetch=*/false); });
       break;
     case Action::kResolveTime: {
       absl::Time time;
@@ -116,7 +120,8 @@ Subscription::Action Subscription::WriteLocked(grpc::ByteBuffer buffer) {
 Subscription::Action Subscription::NextActionLocked() {
   if (finished_ || write_in_flight_) return {};
   if (end_status_.has_value()) return FinishLocked(*end_status_);
-  if (reading_) return {};
+  // A read in flight only waits for its records once pending_ is sent.
+  if (reading_ && pending_.empty()) return {};
   if (unresolved_time_.has_value()) {
     reading_ = true;
     return Action{Action::kResolveTime, grpc::Status::OK};
@@ -159,16 +164,36 @@ Subscription::Action Subscription::NextActionLocked() {
     if (!batch.empty()) {
       events_sent_ += batch.size();
       env_.counters->Add(env_.counters->events_sent, batch.size());
-      if (batch.size() == 1) return WriteLocked(SubscribeResponseBuffer(batch.front(), raw));
-      return WriteLocked(SubscribeBatchBuffer(batch, raw));
+      Action write = WriteLocked(batch.size() == 1 ? SubscribeResponseBuffer(batch.front(), raw)
+                                                   : SubscribeBatchBuffer(batch, raw));
+      // Catching up: read the next log batch while this one is sent, so that
+      // the log read and the gRPC writes overlap instead of taking turns.
+      if (pending_from_log_ && !reading_ && !log_drained_ &&
+          pending_.size() <= env_.log_read_events / 2) {
+        uint64_t pending_bytes = 0;
+        for (const EventRecordPtr& record : pending_) pending_bytes += record->StoredBytes();
+        if (pending_bytes < env_.log_read_bytes) {
+          reading_ = true;
+          read_after_ = pending_.empty() ? cursor_ : pending_.back()->sequence;
+          read_max_events_ = env_.log_read_events - pending_.size();
+          read_max_bytes_ = env_.log_read_bytes - pending_bytes;
+          write.prefetch = true;
+        }
+      }
+      return write;
     }
+    if (reading_) return {};  // the next records are being read
     EventHub::Read read = env_.hub->ReadAfter(cursor_, env_.hub_batch);
     if (read.behind) {
       if (log_drained_) return {};
       reading_ = true;
+      read_after_ = cursor_;
+      read_max_events_ = env_.log_read_events;
+      read_max_bytes_ = env_.log_read_bytes;
       return Action{Action::kReadLog, grpc::Status::OK};
     }
     if (read.records.empty()) break;  // caught up with the head
+    pending_from_log_ = false;
     pending_.assign(std::make_move_iterator(read.records.begin()),
                     std::make_move_iterator(read.records.end()));
   }
@@ -182,16 +207,16 @@ Subscription::Action Subscription::NextActionLocked() {
   return {};
 }
 
-void Subscription::ReadLog() {
+void Subscription::ReadLog(bool prefetch) {
   uint64_t from;
+  ReadOptions options;
   {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
-    from = cursor_;
+    from = read_after_;
+    options.max_events = read_max_events_;
+    options.max_bytes = read_max_bytes_;
   }
-  ReadOptions options;
-  options.max_events = env_.log_read_events;
-  options.max_bytes = env_.log_read_bytes;
   options.include_raw_json = request_.include_raw_json();
   absl::StatusOr<std::vector<EventRecordPtr>> records = env_.log->ReadAfter(from, options);
   env_.counters->Add(env_.counters->log_reads, 1);
@@ -199,7 +224,12 @@ void Subscription::ReadLog() {
   {
     absl::MutexLock lock(&mu_);
     reading_ = false;
-    if (!records.ok()) {
+    if (prefetch && (!records.ok() || records->empty() || records->front()->sequence != from + 1)) {
+      // A read ahead is only an optimisation: on an error, a gap or the end
+      // of the log it is dropped, and once pending_ is sent the regular path
+      // (hub, then a log read from the cursor) decides and reports.
+      pending_from_log_ = false;
+    } else if (!records.ok()) {
       // DATA_LOSS (a damaged record) stays DATA_LOSS; anything else is
       // worth a retry from the cursor.
       const grpc::StatusCode code = absl::IsDataLoss(records.status())
@@ -222,8 +252,10 @@ void Subscription::ReadLog() {
       // wake-up rather than reading again at once.
       log_drained_ = true;
     } else {
-      pending_.assign(std::make_move_iterator(records->begin()),
+      // After what pending_ still holds (read_after_ was its last sequence).
+      pending_.insert(pending_.end(), std::make_move_iterator(records->begin()),
                       std::make_move_iterator(records->end()));
+      pending_from_log_ = true;
     }
   }
   Pump();

@@ -129,13 +129,17 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   struct Action {
     enum Kind { kNone, kWrite, kFinish, kReadLog, kResolveTime } kind = kNone;
     grpc::Status status;
+    // With kWrite: also start reading the next log batch.
+    bool prefetch = false;
   };
 
   // Decides the next step under mu_ and performs it outside mu_. `woken`:
   // called for a hub wake-up (new events may be in the log now).
   void Pump(bool woken = false);
   Action NextActionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReadLog();
+  // Reads the log after read_after_. `prefetch`: a read ahead while pending_
+  // is still being sent; anything but the next records is dropped.
+  void ReadLog(bool prefetch);
   void ResolveTime(absl::Time time);
   Action FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Action WriteLocked(grpc::ByteBuffer buffer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -155,8 +159,17 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   mutable absl::Mutex mu_;
   uint64_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<absl::Time> unresolved_time_ ABSL_GUARDED_BY(mu_);
-  std::deque<EventRecordPtr> pending_ ABSL_GUARDED_BY(mu_);  // from a log read, > cursor_
+  std::deque<EventRecordPtr> pending_ ABSL_GUARDED_BY(mu_);  // records to consider, in order
   bool reading_ ABSL_GUARDED_BY(mu_) = false;                // a log task is queued
+  // pending_ came from the log: the stream is catching up, so the next log
+  // batch is read (after pending_.back()) while this one is being sent.
+  bool pending_from_log_ ABSL_GUARDED_BY(mu_) = false;
+  // The log read in flight: after which sequence, and how much, so that
+  // pending_ never holds more than one log batch (log_read_events and
+  // log_read_bytes): a stalled stream's memory stays bounded.
+  uint64_t read_after_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t read_max_events_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t read_max_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // The log had nothing after the cursor although the hub said "behind":
   // wait for the next wake-up instead of reading again at once.
   bool log_drained_ ABSL_GUARDED_BY(mu_) = false;
