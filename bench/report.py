@@ -340,7 +340,18 @@ def generate(runs, args):
                  f"p90 {fmt(ms(e2e_lat.get('p90_us')), 'ms', 2)}, p99 {fmt(ms(e2e_lat.get('p99_us')), 'ms', 2)}, "
                  f"p99.9 {fmt(ms(e2e_lat.get('p999_us')), 'ms', 2)}, max {fmt(ms(e2e_lat.get('max_us')), 'ms', 2)}. "
                  f"Filters are mixed (all, type prefixes, Connect only, one account, live only); "
-                 f"streams that ended early: {get(e2e, 'subscribers', 'ended_early')}.")
+                 f"streams that ended early: {get(e2e, 'subscribers', 'ended_early')}; server CPU "
+                 f"{fmt(get(e2e, 'server', 'cpu_cores'), digits=2)} cores, load generator "
+                 f"{fmt(get(e2e, 'loadgen_cpu_s'), 's', 1)} of CPU over {fmt(get(e2e, 'http', 'measured_s'), 's', 0)}.")
+        small = runs.get(e2e_label + "/10")
+        if small:
+            sl = get(small, "subscribers", "end_to_end_latency", default={})
+            sa = get(small, "http", "ack_latency", default={})
+            L.append(f"\nThe same rate with {get(small, 'subscribers', 'streams')} streams (`{e2e_label}/10`, a diagnostic: "
+                     f"fan-out no longer fills the cores): {fmt(get(small, 'subscribers', 'deliveries_per_s'))} deliveries/s, "
+                     f"server CPU {fmt(get(small, 'server', 'cpu_cores'), digits=2)} cores; ack p50 "
+                     f"{fmt(ms(sa.get('p50_us')), 'ms', 2)}, p99 {fmt(ms(sa.get('p99_us')), 'ms', 2)}; end to end p50 "
+                     f"{fmt(ms(sl.get('p50_us')), 'ms', 2)}, p99 {fmt(ms(sl.get('p99_us')), 'ms', 2)}.")
     L.append("")
 
     if backlog:
