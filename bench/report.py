@@ -273,7 +273,12 @@ def generate(runs, args):
     L.append(f"| raw gRPC streaming of pre-serialized bytes, {fmt(fan_streams)} streams | {fmt(fan_raw, 'messages/s')} "
              f"(server CPU {fmt(get(runs.get('fanout/grpc_raw', {}), 'server', 'cpu_us_per_unit'), 'µs', 1)} per message) |")
     L.append(f"| raw gRPC streaming to one stream (1 KB events), same reader | {fmt(s1, 'messages/s')} |")
-    L.append(f"| fsync loop (4 KiB write + fdatasync) on the data directory's disk | {fmt(fsync, '/s')} |")
+    fl = get(runs.get("fsync", {}), "latency", default={})
+    tail = ""
+    if fl:
+        tail = (f" (each write + fdatasync: p50 {fmt(ms(fl.get('p50_us')), 'ms', 2)}, p99 "
+                f"{fmt(ms(fl.get('p99_us')), 'ms', 2)}, p99.9 {fmt(ms(fl.get('p999_us')), 'ms', 2)})")
+    L.append(f"| fsync loop (4 KiB write + fdatasync) on the data directory's disk | {fmt(fsync, '/s')}{tail} |")
     L.append("")
 
     L.append("## Throughput vs connections\n")
