@@ -54,6 +54,15 @@ v1::SubscribeResponse Event(uint64_t sequence) {
   return item;
 }
 
+// One `batch` item of the events first..last.
+v1::SubscribeResponse Batch(uint64_t first, uint64_t last) {
+  v1::SubscribeResponse item;
+  for (uint64_t sequence = first; sequence <= last; ++sequence) {
+    *item.mutable_batch()->add_events() = Event(sequence).event();
+  }
+  return item;
+}
+
 v1::SubscribeResponse Checkpoint(uint64_t head, absl::string_view epoch) {
   v1::SubscribeResponse item;
   item.mutable_checkpoint()->set_head_sequence(head);
@@ -380,6 +389,39 @@ TEST_F(SubscriberTest, NothingIsDeliveredAfterStop) {
   EXPECT_THAT(RunUntilEvent(*subscriber, 1, &status), ElementsAre(1));
   EXPECT_TRUE(status.ok()) << status;
   EXPECT_EQ(subscriber->cursor(), 1u);
+}
+
+TEST_F(SubscriberTest, BatchesAreAskedForAndHandedOutOneEventAtATime) {
+  service_.AddScript(EndWith(grpc::StatusCode::UNAVAILABLE, {Batch(1, 3), Event(4), Batch(5, 6)}));
+  service_.AddScript(HoldOpen({Batch(7, 8)}));
+  std::unique_ptr<Subscriber> subscriber = Make(Options());
+  ASSERT_NE(subscriber, nullptr);
+  std::vector<uint64_t> cursors;  // cursor() while each event is handled
+  absl::Status status;
+  std::vector<uint64_t> sequences;
+  status = subscriber->Run([&](const v1::SubscribeResponse& item) {
+    ASSERT_TRUE(item.has_event()) << "the callback saw a " << item.item_case();
+    sequences.push_back(item.event().sequence());
+    cursors.push_back(subscriber->cursor().value_or(0));
+    if (item.event().sequence() == 8) subscriber->Stop();
+  });
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_THAT(sequences, ElementsAre(1, 2, 3, 4, 5, 6, 7, 8));
+  EXPECT_EQ(cursors, sequences);
+  const std::vector<v1::SubscribeRequest> requests = service_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].max_batch_events(), 256u);
+  EXPECT_EQ(requests[1].after_sequence(), 6u);  // resumed after the last event of a batch
+}
+
+TEST_F(SubscriberTest, NothingIsDeliveredAfterStopInsideABatch) {
+  service_.AddScript(HoldOpen({Batch(1, 100)}));
+  std::unique_ptr<Subscriber> subscriber = Make(Options());
+  ASSERT_NE(subscriber, nullptr);
+  absl::Status status;
+  EXPECT_THAT(RunUntilEvent(*subscriber, 2, &status), ElementsAre(1, 2));
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(subscriber->cursor(), 2u);
 }
 
 TEST_F(SubscriberTest, StopCutsTheBackoffWaitShort) {
