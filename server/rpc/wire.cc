@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include <grpcpp/support/slice.h>
@@ -11,6 +12,9 @@ namespace {
 
 using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedOutputStream;
+
+// The slices of one message: up to 4 for an event, inline.
+using Slices = absl::InlinedVector<grpc::Slice, 4>;
 
 constexpr int kResponseEventField = 1;  // SubscribeResponse.event
 constexpr int kResponseBatchField = 4;  // SubscribeResponse.batch
@@ -40,7 +44,7 @@ grpc::Slice SharedSlice(const EventRecordPtr& record, const std::string& bytes) 
 // for, the raw_json field, sharing the record's memory. Returns the bytes
 // added.
 size_t AppendEventField(int field, const EventRecordPtr& record, bool include_raw_json,
-                        std::vector<grpc::Slice>* slices) {
+                        Slices* slices) {
   const bool with_raw = include_raw_json && !record->raw_json.empty();
   uint8_t raw_header[16];
   uint8_t* raw_end = raw_header;
@@ -72,15 +76,14 @@ size_t AppendEventField(int field, const EventRecordPtr& record, bool include_ra
 }  // namespace
 
 grpc::ByteBuffer SubscribeResponseBuffer(const EventRecordPtr& record, bool include_raw_json) {
-  std::vector<grpc::Slice> slices;
-  slices.reserve(4);
+  Slices slices;  // at most 4: no allocation on the fan-out path
   AppendEventField(kResponseEventField, record, include_raw_json, &slices);
   return grpc::ByteBuffer(slices.data(), slices.size());
 }
 
 grpc::ByteBuffer SubscribeBatchBuffer(const std::vector<EventRecordPtr>& records,
                                       bool include_raw_json) {
-  std::vector<grpc::Slice> slices;
+  Slices slices;
   slices.reserve(1 + 4 * records.size());
   slices.emplace_back();  // the batch field's header, once its length is known
   size_t batch_size = 0;
