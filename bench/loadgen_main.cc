@@ -82,6 +82,9 @@ ABSL_FLAG(uint64_t, events, 5000, "fanout: events every stream receives.");
 ABSL_FLAG(bool, live, false,
           "fanout: open the streams before the burst (LATEST) instead of after it (OLDEST).");
 ABSL_FLAG(std::string, data_dir, "", "backlog: a preloaded data directory, used in place.");
+ABSL_FLAG(bool, catch_up_only, false,
+          "backlog: measure start-up, idle RSS and the catch-ups, then stop (no load, no "
+          "stalled streams).");
 ABSL_FLAG(std::vector<std::string>, server_flags, {},
           "Extra flags for sidestream (comma list), such as --http_threads=2.");
 ABSL_FLAG(uint64_t, presign, 200000,
@@ -591,6 +594,15 @@ absl::Status RunBacklog(const Common& common, JsonObject* out) {
                  .Double("loadgen_cpu_s", absl::ToDoubleSeconds(b.self - a.self))
                  .str());
     if (!caught_up) return absl::DeadlineExceededError("catch-up did not finish in 10 min");
+  }
+  if (absl::GetFlag(FLAGS_catch_up_only)) {
+    out->Raw("server", JsonObject()
+                           .Int("pid", target.pid)
+                           .Double("ready_ms", target.ready_ms)
+                           .Int("rss_idle_kib", rss_idle)
+                           .Int("rss_after_catch_up_kib", ProcessRssKib(target.pid))
+                           .str());
+    return absl::OkStatus();
   }
   absl::SleepFor(absl::Milliseconds(500));
   const int64_t rss_before_stalled = ProcessRssKib(target.pid);
