@@ -84,7 +84,7 @@ ABSL_FLAG(bool, live, false,
 ABSL_FLAG(std::string, data_dir, "", "backlog: a preloaded data directory, used in place.");
 ABSL_FLAG(bool, catch_up_only, false,
           "backlog: measure start-up, idle RSS and the catch-ups, then stop (no load, no "
-          "stalled streams).");
+          "stalled streams); for A/B runs of the read path.");
 ABSL_FLAG(std::vector<std::string>, server_flags, {},
           "Extra flags for sidestream (comma list), such as --http_threads=2.");
 ABSL_FLAG(uint64_t, presign, 200000,

@@ -192,8 +192,6 @@ def generate(runs, args):
     fan_streams = get(runs.get("fanout/grpc_raw", {}), "subscribers", "streams")
     backlog_label = next((l for l in runs if l.startswith("backlog/")), None)
     backlog = runs.get(backlog_label, {})
-    mmap_label = next((l for l in runs if l.startswith("catch_up_mmap/")), None)
-    backlog_mmap = runs.get(mmap_label, {})
     backlog_n = get(runs.get("preload", {}), "events")
     idle_runs = [get(runs[l], "server", "rss_idle_kib") for l in runs
                  if l.startswith("flat/sidestream/") or l.startswith("rate/sidestream/")]
@@ -257,12 +255,6 @@ def generate(runs, args):
         L.append(f"| catch-up, the same with `max_batch_events` = {get(backlog, 'catch_up_batched', 'max_batch_events')} "
                  f"(the C++ client's default) | {fmt(cub, '/s')} | one event per message, same run {fmt(cu, '/s')} | "
                  f"{fmt(ratio(cub, cu), digits=2)} | ≥ 200,000/s | {verdict(cub, 200000, True)} |")
-    cum = get(backlog_mmap, "catch_up_batched", "events_per_s")
-    if cum is not None:
-        L.append(f"| catch-up, batched, with the log's reads memory-mapped (`--log_mmap_mib`, opt-in; "
-                 f"{fmt(get(backlog_mmap, 'catch_up_batched', 'events'))} events) | {fmt(cum, '/s')} | "
-                 f"batched with pread (the default), same run {fmt(cub, '/s')} | {fmt(ratio(cum, cub), digits=2)} | "
-                 f"≥ 200,000/s | {verdict(cum, 200000, True)} |")
     ready = get(backlog, "server", "ready_ms")
     L.append(f"| start-up to ready with {fmt(backlog_n)} events | {fmt(ready, 'ms', 0)} | | | ≤ 500 ms | "
              f"{verdict(ready, 500, False)} |")
@@ -385,16 +377,6 @@ def generate(runs, args):
                      f"{fmt(cbo.get('events'))} events in {fmt(cbo.get('seconds'), 's', 2)} = "
                      f"{fmt(cbo.get('events_per_s'), '/s')} (server CPU {fmt(cbo.get('server_cpu_s'), 's', 2)}, "
                      f"reader CPU {fmt(cbo.get('loadgen_cpu_s'), 's', 2)})")
-        if backlog_mmap:
-            for key, what in (("catch_up", "one event per message"), ("catch_up_batched", "batched")):
-                o = backlog_mmap.get(key, {})
-                L.append(f"- the same, {what}, with `--log_mmap_mib=4096` (reads from a memory map, "
-                         f"no pread per page): {fmt(o.get('events'))} events in {fmt(o.get('seconds'), 's', 2)} = "
-                         f"{fmt(o.get('events_per_s'), '/s')} (server CPU {fmt(o.get('server_cpu_s'), 's', 2)}, "
-                         f"reader CPU {fmt(o.get('loadgen_cpu_s'), 's', 2)})")
-            L.append(f"  - RSS of that server: {fmt(mb(get(backlog_mmap, 'server', 'rss_idle_kib')), 'MB', 1)} idle, "
-                     f"{fmt(mb(get(backlog_mmap, 'server', 'rss_after_catch_up_kib')), 'MB', 1)} after the "
-                     f"catch-ups (the mapped file pages count in RSS)")
         L.append(f"- {sub.get('stalled')} stalled streams from OLDEST plus {fmt((sub.get('streams') or 0) - (sub.get('stalled') or 0))} "
                  f"live ones during {fmt(get(backlog, 'http', 'throughput_per_s'))} webhooks/s: RSS "
                  f"{fmt(mb(backlog.get('rss_before_stalled_kib')), 'MB', 1)} before, peak "

@@ -157,15 +157,6 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
       return absl::InvalidArgumentError("--nats_tls_cert_file and --nats_tls_key_file go together");
     }
   }
-  if (options.log_mmap_mib > 0 && options.log_backend != "sqlite") {
-    return absl::InvalidArgumentError(
-        "--log_mmap_mib applies to the embedded log (--log=sqlite) only; JetStream keeps its "
-        "own storage");
-  }
-  if (options.log_mmap_mib > kMaxLogMmapMib) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--log_mmap_mib must be at most ", kMaxLogMmapMib, " (1 TiB)"));
-  }
   if (options.retention <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--retention must be positive (e.g. 168h)");
   }

@@ -76,9 +76,6 @@ struct ServerOptions {
   absl::Duration retention = absl::Hours(24 * 7);
   bool allow_short_retention = false;
   uint64_t log_max_bytes = 0;
-  // --log=sqlite: read connections memory-map up to this many MiB of the
-  // database (SqliteEventLogOptions::read_mmap_bytes). 0 = pread.
-  uint64_t log_mmap_mib = 0;
   uint64_t max_body_bytes = 1 << 20;
   int http_threads = 1;
   // A keep-alive connection may wait this long for its next request.
@@ -115,14 +112,10 @@ struct ServerOptions {
   int reader_threads = 2;
 };
 
-// Largest --log_mmap_mib (1 TiB; SQLite caps the map lower anyway).
-inline constexpr uint64_t kMaxLogMmapMib = uint64_t{1} << 20;
-
 // Checks the combination (a clear message for the first problem found):
 // secrets present, tolerance > 0, retention > 0 and >= 72h unless allowed,
 // non-loopback addresses only with allow_insecure_remote, webhook path
-// starting with '/', max body >= 1 KiB, thread counts >= 1, --log_mmap_mib
-// with the embedded log only and at most kMaxLogMmapMib.
+// starting with '/', max body >= 1 KiB, thread counts >= 1.
 absl::Status ValidateServerOptions(const ServerOptions& options);
 
 // What is legal but worth a warning at start-up (one line each): webhooks

@@ -356,23 +356,6 @@ TEST(ValidateServerOptionsTest, RetentionMustBePositiveEvenWhenShortIsAllowed) {
   }
 }
 
-TEST(ValidateServerOptionsTest, LogMmapIsForTheEmbeddedLogAndBounded) {
-  ExpectValid([](ServerOptions& o) { o.log_mmap_mib = 4096; });
-  ExpectValid([](ServerOptions& o) { o.log_mmap_mib = kMaxLogMmapMib; });
-  ExpectInvalid([](ServerOptions& o) { o.log_mmap_mib = kMaxLogMmapMib + 1; },
-                absl::StatusCode::kInvalidArgument, "--log_mmap_mib");
-  // Beyond 2^44 MiB the byte count would wrap around.
-  ExpectInvalid([](ServerOptions& o) { o.log_mmap_mib = uint64_t{1} << 50; },
-                absl::StatusCode::kInvalidArgument, "--log_mmap_mib");
-  ExpectInvalid(
-      [](ServerOptions& o) {
-        o.log_backend = "jetstream";
-        o.nats_urls = {"nats://127.0.0.1:4222"};
-        o.log_mmap_mib = 64;
-      },
-      absl::StatusCode::kInvalidArgument, "--log=sqlite");
-}
-
 TEST(ValidateServerOptionsTest, RetentionBelow72HoursNeedsOptIn) {
   ExpectInvalid([](ServerOptions& o) { o.retention = absl::Hours(72) - absl::Seconds(1); },
                 absl::StatusCode::kInvalidArgument, "--allow_short_retention");

@@ -60,10 +60,6 @@ ABSL_FLAG(absl::Duration, retention, absl::Hours(24 * 7),
 ABSL_FLAG(bool, allow_short_retention, false, "Permit --retention below 72h.");
 ABSL_FLAG(uint64_t, log_max_bytes, 0,
           "Trim the oldest events when the stored events exceed this many bytes. 0 = no limit.");
-ABSL_FLAG(uint64_t, log_mmap_mib, 0,
-          "With --log=sqlite: read the event log through a memory map of up to this many MiB "
-          "(about twice the catch-up rate; the mapped pages count in RSS and a disk read error "
-          "ends the process). 0 = read with pread.");
 ABSL_FLAG(std::string, log, "sqlite",
           "Event log backend: sqlite (embedded, in --data_dir) or jetstream (a NATS JetStream "
           "stream shared by several instances; see docs/distributed.md).");
@@ -276,7 +272,6 @@ int main(int argc, char** argv) {
   options.retention = absl::GetFlag(FLAGS_retention);
   options.allow_short_retention = absl::GetFlag(FLAGS_allow_short_retention);
   options.log_max_bytes = absl::GetFlag(FLAGS_log_max_bytes);
-  options.log_mmap_mib = absl::GetFlag(FLAGS_log_mmap_mib);
   options.log_backend = absl::GetFlag(FLAGS_log);
   options.nats_urls = absl::StrSplit(absl::GetFlag(FLAGS_nats_url), ',', absl::SkipWhitespace());
   options.nats_stream = absl::GetFlag(FLAGS_nats_stream);

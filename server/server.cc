@@ -217,7 +217,6 @@ absl::Status Server::Impl::Start() {
     log_options.retention = options_.retention;
     log_options.allow_short_retention = options_.allow_short_retention;
     log_options.max_bytes = options_.log_max_bytes;
-    log_options.read_mmap_bytes = options_.log_mmap_mib << 20;
     absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(log_options);
     if (!log.ok()) return log.status();
     log_ = *std::move(log);

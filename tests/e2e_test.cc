@@ -5,9 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
 #include <set>
-#include <string>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -310,40 +308,6 @@ TEST_F(E2eTest, LongCatchUpWhileEventsArriveIsExactlyOnceInOrder) {
   EXPECT_EQ(Ids(some.events()), payouts);
   ExpectStrictlyIncreasing(many.events());
   EXPECT_GE(Stats().delivery().log_reads(), 3u * 3);  // the history came from the log
-}
-
-TEST_F(E2eTest, MemoryMappedReadsServeTheSameHistoryByteForByte) {
-  // --log_mmap_mib: the log's read connections map the database. History
-  // beyond the 8-event window comes from the log through that map, with
-  // rows of every size (one page, several, overflow pages).
-  StartServer({"--hub_window_events=8", "--log_mmap_mib=64"});
-  std::vector<std::string> ids;
-  std::vector<std::string> bodies;
-  for (int i = 0; i < 150; ++i) {
-    ids.push_back(absl::StrCat("evt_m", i));
-    bodies.push_back(SampleBody("payout.paid", i % 3 == 0 ? "acct_1A" : "", i % 2 == 0, ids.back(),
-                                /*padding_bytes=*/(i % 5) * 2500));
-    absl::StatusOr<HttpResponse> r = PostWebhook(server_->webhook_url(), bodies.back());
-    ASSERT_TRUE(r.ok()) << r.status();
-    ASSERT_EQ(r->status_code, 200) << r->body;
-  }
-  for (const uint32_t batch : {0u, 64u}) {
-    SCOPED_TRACE(batch);
-    v1::SubscribeRequest request = FromOldest();
-    request.set_include_raw_json(true);
-    request.set_max_batch_events(batch);
-    StreamCollector stream(server_->grpc_address(), request);
-    ASSERT_TRUE(stream.WaitForCaughtUp());
-    ASSERT_EQ(Ids(stream.events()), ids);
-    for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(stream.events()[i].raw_json(), bodies[i]);
-  }
-  EXPECT_GE(Stats().delivery().log_reads(), 2u);
-  EXPECT_THAT(server_->StderrText(), HasSubstr("reads are memory-mapped up to 64 MiB"));
-  std::ifstream maps(absl::StrCat("/proc/", server_->pid(), "/maps"));
-  std::string line;
-  bool mapped = false;
-  while (std::getline(maps, line)) mapped = mapped || absl::EndsWith(line, "/events.db");
-  EXPECT_TRUE(mapped) << "the server does not map its event log";
 }
 
 TEST_F(E2eTest, BatchesStayUnderOneMebibyte) {

@@ -348,8 +348,6 @@ class SqliteEventLog::Impl {
 
   absl::Status LockDataDir();
   absl::Status OpenWriter();
-  // Logs the memory map the read connections got (SQLite caps it).
-  void ReportReadMmap();
   absl::Status LoadOrCreateSchema(bool* created);
   absl::Status CheckIntegrity();
   absl::Status LoadCounters();
@@ -460,7 +458,6 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog::Impl>> SqliteEventLog::Impl::Open
   impl->PublishCounters();
   impl->writer_thread_ = std::thread([p = impl.get()] { p->WriterLoop(); });
   impl->checkpoint_thread_ = std::thread([p = impl.get()] { p->CheckpointLoop(); });
-  if (options.read_mmap_bytes > 0) impl->ReportReadMmap();
   const LogInfo info = impl->Info();
   LOG_INFO("event log ", impl->db_path_, " opened in ", absl::FormatDuration(absl::Now() - start),
            ": epoch ", info.epoch, ", sequences ", info.first_sequence, "..", info.last_sequence,
@@ -1144,29 +1141,6 @@ void SqliteEventLog::Impl::Checkpoint(sqlite3* db, bool truncate) {
   }
 }
 
-void SqliteEventLog::Impl::ReportReadMmap() {
-  const uint64_t asked = options_.read_mmap_bytes;
-  absl::StatusOr<uint64_t> got =
-      WithReader<uint64_t>([](Reader& reader) -> absl::StatusOr<uint64_t> {
-        int64_t size = 0;
-        absl::Status status = Query(reader.db.get(), "PRAGMA mmap_size",
-                                    [&](sqlite3_stmt* s) { size = sqlite3_column_int64(s, 0); });
-        if (!status.ok()) return status;
-        return static_cast<uint64_t>(std::max<int64_t>(size, 0));
-      });
-  if (!got.ok()) {
-    LOG_WARNING("event log reads: memory map not set up (", got.status().message(),
-                "); reads use pread");
-  } else if (*got == 0) {
-    LOG_WARNING("event log reads: this SQLite build does not memory-map files; reads use pread");
-  } else if (*got < asked) {
-    LOG_WARNING("event log reads are memory-mapped up to ", *got >> 20, " MiB (SQLite's cap; ",
-                asked >> 20, " MiB asked); the rest of the file is read with pread");
-  } else {
-    LOG_INFO("event log reads are memory-mapped up to ", *got >> 20, " MiB");
-  }
-}
-
 absl::StatusOr<std::unique_ptr<SqliteEventLog::Impl::Reader>> SqliteEventLog::Impl::OpenReader() {
   auto reader = std::make_unique<Reader>();
   sqlite3* raw = nullptr;
@@ -1175,10 +1149,6 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog::Impl::Reader>> SqliteEventLog::Im
   reader->db.reset(raw);
   if (rc != SQLITE_OK) return SqliteStatus(raw, rc, "opening a read connection");
   sqlite3_busy_timeout(raw, kBusyTimeoutMs);
-  if (options_.read_mmap_bytes > 0) {
-    const std::string pragma = absl::StrCat("PRAGMA mmap_size=", options_.read_mmap_bytes);
-    if (absl::Status status = Query(raw, pragma.c_str()); !status.ok()) return status;
-  }
   constexpr absl::string_view kReadAfter =
       " FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2";
   constexpr absl::string_view kGetEvent = " FROM events WHERE sequence = ?1";

@@ -38,14 +38,6 @@ struct SqliteEventLogOptions {
   // Most appends committed in one transaction. Larger batches mean fewer
   // fsyncs under load; the latency of a lone append is unaffected.
   size_t max_batch = 512;
-  // Read connections map up to this many bytes of the database into memory
-  // (SQLite's mmap_size) and read it there instead of one pread per page.
-  // Catch-up reads about twice as fast (docs/performance.md), at two costs:
-  // the mapped file pages count in the process's RSS, and a read error of
-  // the disk ends the process (SIGBUS) instead of failing one read. 0 (the
-  // default): reads use pread. SQLite caps the value (2 GiB in Debian's
-  // build); the log says what it got. Writes never go through the map.
-  uint64_t read_mmap_bytes = 0;
   // How often the background work (retention, checkpoints) runs.
   absl::Duration maintenance_interval = absl::Seconds(5);
   // Source of receive-time comparisons for retention. Not owned.

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -172,83 +171,11 @@ TEST_F(SqliteEventLogTest, ReopenKeepsExactByteCount) {
   EXPECT_EQ(log->Info().event_bytes, 300u);
 }
 
-// Whether this process maps `path` (a read connection's memory map shows up
-// in /proc/self/maps).
-bool ProcessMaps(const std::string& path) {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    if (absl::EndsWith(line, path)) return true;
-  }
-  return false;
-}
-
-// Everything a read returns, raw body included, as comparable text.
-std::vector<std::string> Describe(const std::vector<EventRecordPtr>& records) {
-  std::vector<std::string> out;
-  for (const EventRecordPtr& r : records) {
-    out.push_back(absl::StrCat(r->sequence, "|", r->id, "|", r->type, "|", r->account, "|",
-                               r->livemode, "|", absl::ToUnixMicros(r->receive_time), "|",
-                               r->event_bytes, "|", r->raw_json));
-  }
-  return out;
-}
-
-TEST_F(SqliteEventLogTest, MemoryMappedReadsReturnExactlyWhatPreadReturns) {
-  constexpr int kEvents = 120;
-  {
-    auto log = OpenOrDie(Options());
-    ASSERT_NE(log, nullptr);
-    for (int i = 1; i <= kEvents; ++i) {
-      // Small rows, rows filling a page, rows spilling into overflow pages.
-      const size_t size = 40 + static_cast<size_t>(i % 7) * 1500;
-      ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i), size, size / 2 + 10)).ok());
-    }
-  }
-  auto read_all = [](EventLog& log) {
-    ReadOptions options;
-    options.max_events = 1000;
-    options.max_bytes = 64 << 20;
-    options.include_raw_json = true;
-    absl::StatusOr<std::vector<EventRecordPtr>> records = log.ReadAfter(0, options);
-    EXPECT_TRUE(records.ok()) << records.status();
-    return records.ok() ? Describe(*records) : std::vector<std::string>();
-  };
-  std::vector<std::string> by_pread;
-  {
-    auto log = OpenOrDie(Options());
-    ASSERT_NE(log, nullptr);
-    by_pread = read_all(*log);
-    EXPECT_FALSE(ProcessMaps(DbPath()));
-  }
-  ASSERT_EQ(by_pread.size(), static_cast<size_t>(kEvents));
-
-  SqliteEventLogOptions options = Options();
-  options.read_mmap_bytes = 64 << 20;
-  auto log = OpenOrDie(options);
-  ASSERT_NE(log, nullptr);
-  EXPECT_EQ(read_all(*log), by_pread);
-  EXPECT_TRUE(ProcessMaps(DbPath())) << "the read connection did not map the database";
-  absl::StatusOr<EventRecordPtr> one = log->Get("evt_77", /*include_raw_json=*/true);
-  ASSERT_TRUE(one.ok()) << one.status();
-  EXPECT_EQ(Describe({*one}), std::vector<std::string>{by_pread[76]});
-  // Appends after the map was made are read too (the file grew under it).
-  ASSERT_TRUE(AppendAndWait(*log, Event("evt_late", 9000, 9000)).ok());
-  ReadOptions tail;
-  tail.include_raw_json = true;
-  absl::StatusOr<std::vector<EventRecordPtr>> late = log->ReadAfter(kEvents, tail);
-  ASSERT_TRUE(late.ok()) << late.status();
-  ASSERT_EQ(late->size(), 1u);
-  EXPECT_EQ((*late)[0]->id, "evt_late");
-  EXPECT_EQ((*late)[0]->raw_json, std::string(9000, 'r'));
-}
-
-class DamagedRowTest : public SqliteEventLogTest, public ::testing::WithParamInterface<uint64_t> {};
-
 // A row changed behind the log's back (SQLite's page checks do not see it)
-// is never served: its read fails as DATA_LOSS naming the sequence, whether
-// reads go through pread or a memory map; the rows around it still read.
-TEST_P(DamagedRowTest, IsDataLossNamingItsSequence) {
+// is never served: its read fails as DATA_LOSS naming the sequence; the
+// rows around it still read, and a damaged raw body only fails the reads
+// that ask for it.
+TEST_F(SqliteEventLogTest, DamagedRowIsDataLossNamingItsSequence) {
   {
     auto log = OpenOrDie(Options());
     ASSERT_NE(log, nullptr);
@@ -257,9 +184,7 @@ TEST_P(DamagedRowTest, IsDataLossNamingItsSequence) {
   }
   ExecSql(DbPath(), "UPDATE events SET event = CAST('tampered' AS BLOB) WHERE sequence = 2");
   ExecSql(DbPath(), "UPDATE events SET raw = CAST('{}' AS BLOB) WHERE sequence = 4");
-  SqliteEventLogOptions options = Options();
-  options.read_mmap_bytes = GetParam();
-  auto log = OpenOrDie(options);
+  auto log = OpenOrDie(Options());
   ASSERT_NE(log, nullptr);
 
   ReadOptions read;
@@ -278,11 +203,6 @@ TEST_P(DamagedRowTest, IsDataLossNamingItsSequence) {
   EXPECT_TRUE(log->Get("evt_4", false).ok());
   EXPECT_EQ(log->Get("evt_4", true).status().code(), absl::StatusCode::kDataLoss);
 }
-
-INSTANTIATE_TEST_SUITE_P(Reads, DamagedRowTest, ::testing::Values(0, 64 << 20),
-                         [](const ::testing::TestParamInfo<uint64_t>& info) {
-                           return info.param == 0 ? std::string("Pread") : std::string("Mmap");
-                         });
 
 TEST_F(SqliteEventLogTest, RetentionTrimsEventsOlderThanRetention) {
   auto log = OpenOrDie(Options());
