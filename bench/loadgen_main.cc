@@ -7,7 +7,9 @@
 //   ingest   HTTP load over --connections keep-alive connections, at --rate
 //            requests/s or flat out (--rate=0), with optional Subscribe
 //            streams (--subscribers, --stalled of them stalled, --filters).
-//            Targets: sidestream, beast (bare Beast responder), beast_hmac.
+//            Targets: sidestream, beast (bare Beast responder), beast_hmac,
+//            node (the Node.js receiver of the issue: express and the stripe
+//            SDK, bench/node_receiver.js; needs --node_modules).
 //   fanout   --subscribers streams each receive --events events.
 //            sidestream: a burst of --events webhooks, read from the hub's
 //            window by streams opened after it (OLDEST), or live (--live).
@@ -58,7 +60,10 @@
 #include "tests/testing/server_process.h"
 
 ABSL_FLAG(std::string, scenario, "ingest", "ingest, fanout or backlog.");
-ABSL_FLAG(std::string, target, "sidestream", "sidestream, beast, beast_hmac or grpc_raw.");
+ABSL_FLAG(std::string, target, "sidestream", "sidestream, beast, beast_hmac, node or grpc_raw.");
+ABSL_FLAG(std::string, node, "/usr/bin/node", "The Node.js binary of --target=node.");
+ABSL_FLAG(std::string, node_modules, "",
+          "--target=node: a directory whose node_modules has express and stripe.");
 ABSL_FLAG(std::string, label, "", "Name of this run in the report.");
 ABSL_FLAG(std::string, bin_dir, "",
           "Directory holding sidestream and the baseline binaries. Default: this binary's.");
@@ -194,9 +199,13 @@ absl::StatusOr<std::unique_ptr<Target>> StartTarget(const std::string& kind,
     absl::Status split =
         SplitHostPort(target->server->http_address(), &target->http_host, &target->http_port);
     if (!split.ok()) return split;
-  } else if (kind == "beast" || kind == "beast_hmac" || kind == "grpc_raw") {
+  } else if (kind == "beast" || kind == "beast_hmac" || kind == "grpc_raw" || kind == "node") {
     std::vector<std::string> args;
-    if (kind == "grpc_raw") {
+    if (kind == "node") {
+      args = {absl::GetFlag(FLAGS_node), bin_dir + "/sidestream-bench-node.js",
+              absl::StrCat("--secret=", testing::kTestSecret),
+              absl::StrCat("--modules=", absl::GetFlag(FLAGS_node_modules))};
+    } else if (kind == "grpc_raw") {
       args = {bin_dir + "/sidestream-bench-grpc", "--listen=127.0.0.1:0",
               absl::StrCat("--messages_per_stream=", absl::GetFlag(FLAGS_events)),
               absl::StrCat("--event_size=", absl::GetFlag(FLAGS_sizes).front())};
