@@ -50,6 +50,7 @@
 #include <thread>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -228,6 +229,9 @@ class JetStreamEventLog::Impl {
   absl::Mutex follow_mu_;
   natsSubscription* follow_ ABSL_GUARDED_BY(follow_mu_) = nullptr;
   std::unique_ptr<absl::Notification> follow_done_;
+  // Followers stopped so far, with their completion notifications: freed
+  // only once the connection is closed (see StopFollowing).
+  std::vector<std::pair<natsSubscription*, std::unique_ptr<absl::Notification>>> retired_;
   std::string epoch_;
   int64_t created_ns_ = 0;
 
@@ -290,6 +294,8 @@ JetStreamEventLog::Impl::~Impl() {
       LOG_ERROR("NATS connection did not report closed within 10s");
     }
   }
+  for (auto& [sub, done] : retired_) natsSubscription_Destroy(sub);
+  retired_.clear();
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) natsConnection_Destroy(nc_);
   if (nats_options_ != nullptr) natsOptions_Destroy(nats_options_);
@@ -454,7 +460,12 @@ void JetStreamEventLog::Impl::StopFollowing() {
     // The completion callback runs after the last message callback.
     (void)follow_done_->WaitForNotificationWithTimeout(options_.timeout);
   }
-  natsSubscription_Destroy(old);
+  // Not destroyed yet: the client library may still be resetting this
+  // ordered consumer on its own threads (after missed heartbeats or a
+  // reconnect) when the watchdog replaces it, and a sanitized run once
+  // crashed in the library's reader thread on a freed subscription while a
+  // NATS node was being killed. Freed after the connection is closed.
+  retired_.emplace_back(old, std::move(follow_done_));
 }
 
 absl::Status JetStreamEventLog::Impl::StartFollowing() {
