@@ -277,10 +277,10 @@ def generate(runs, args):
     for k in connections:
         L.append(f"| bare Beast responder, {conns(k)} | {fmt(throughput(runs, f'flat/beast/{k}'), '/s')} |")
         L.append(f"| Beast + OpenSSL HMAC verify, {conns(k)} | {fmt(throughput(runs, f'flat/beast_hmac/{k}'), '/s')} |")
-    if throughput(runs, "flat/node/16") is not None:
+    if node16 is not None:
         nr = runs["flat/node/16"]
         L.append(f"| Node.js receiver (express + stripe SDK `constructEvent`, no storage), 16 connections | "
-                 f"{fmt(throughput(runs, 'flat/node/16'), '/s')} (server CPU "
+                 f"{fmt(node16, '/s')} (server CPU "
                  f"{fmt(get(nr, 'server', 'cpu_us_per_unit'), 'µs', 0)} per webhook) |")
     L.append(f"| raw gRPC streaming of pre-serialized bytes, {fmt(fan_streams)} streams | {fmt(fan_raw, 'messages/s')} "
              f"(server CPU {fmt(get(runs.get('fanout/grpc_raw', {}), 'server', 'cpu_us_per_unit'), 'µs', 1)} per message) |")
