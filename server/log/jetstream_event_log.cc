@@ -460,11 +460,14 @@ void JetStreamEventLog::Impl::StopFollowing() {
     // The completion callback runs after the last message callback.
     (void)follow_done_->WaitForNotificationWithTimeout(options_.timeout);
   }
-  // Not destroyed yet: the client library may still be resetting this
-  // ordered consumer on its own threads (after missed heartbeats or a
-  // reconnect) when the watchdog replaces it, and a sanitized run once
-  // crashed in the library's reader thread on a freed subscription while a
-  // NATS node was being killed. Freed after the connection is closed.
+  // Not destroyed yet: in libnats before 3.6.0 (Debian 12 ships 3.4.1) the
+  // reader thread looks a subscription up, drops the connection lock and
+  // then locks the subscription, so a message arriving while another thread
+  // unsubscribes and destroys it locks freed memory (nats.c issue #637,
+  // fixed upstream by pull request #638). A sanitized run crashed exactly so
+  // while a NATS node was being killed and the watchdog replaced this
+  // follower. Keeping our reference until the connection is closed keeps the
+  // subscription alive for any such late message.
   retired_.emplace_back(old, std::move(follow_done_));
 }
 
