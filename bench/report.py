@@ -409,10 +409,12 @@ def generate(runs, args):
         "verify": "SignatureVerifier::Verify: header parse, HMAC-SHA256 of the body, compare",
         "decode": "DecodeStripeEvent (simdjson, Struct of data.object) and Event serialization",
         "append": "SqliteEventLog::Append, 16 in flight, until durable (group commit)",
+        "read": "SqliteEventLog::ReadAfter, 512 events per read (a catch-up's log reads: rows, "
+                "checksums, records; not the page reads' kernel time)",
         "fanout": "EventHub::OnAppended, then per subscriber (100, mixed filters): window read, "
                   "filter, shared-slice message",
     }
-    for s in ("verify", "decode", "append", "fanout"):
+    for s in ("verify", "decode", "append", "read", "fanout"):
         cg = runs.get(f"callgrind/{s}", {})
         st = runs.get(f"stage/{s}", {})
         ir = cg.get("ir") / cg["events"] if cg.get("events") else None

@@ -2,7 +2,7 @@
 // stay repeatable on a busy machine (run under valgrind --tool=callgrind),
 // and two helpers of the suite.
 //
-//   --mode=stage --stage=verify|decode|append|fanout --events=N
+//   --mode=stage --stage=verify|decode|append|read|fanout --events=N
 //       Runs one stage N times on N distinct realistic events. Everything
 //       the stage needs is prepared first; callgrind's counters are zeroed
 //       right before the loop and dumped right after it, so the dump holds
@@ -13,6 +13,11 @@
 //                 webhook handler does between verify and append).
 //         append: SqliteEventLog::Append with --in_flight appends
 //                 outstanding (as many webhook connections), to durable.
+//         read: SqliteEventLog::ReadAfter over the first N events of a
+//               --data_dir filled by --mode=preload, in batches of 512 (a
+//               catch-up's log reads: rows, checksums, records); the
+//               preload runs in its own process, so none of its writer's
+//               work is counted, nor is the page reads' kernel time.
 //         fanout: EventHub::OnAppended and, for each of --subscribers
 //                 (mixed filters), the subscription's step: read the
 //                 window, match, build the shared-slice message. gRPC's own
@@ -65,7 +70,7 @@
 #endif
 
 ABSL_FLAG(std::string, mode, "stage", "stage, fsync or preload.");
-ABSL_FLAG(std::string, stage, "verify", "verify, decode, append or fanout.");
+ABSL_FLAG(std::string, stage, "verify", "verify, decode, append, read or fanout.");
 ABSL_FLAG(uint64_t, events, 10000, "Events to run through the stage (or to preload).");
 ABSL_FLAG(int, size, 3072, "Body size of the events in bytes.");
 ABSL_FLAG(int, subscribers, 100, "Subscriptions of the fanout stage.");
@@ -159,6 +164,41 @@ struct StageResult {
 };
 
 absl::StatusOr<StageResult> RunStage(const std::string& stage, uint64_t n) {
+  if (stage == "read") {
+    SqliteEventLogOptions options;
+    options.data_dir = absl::GetFlag(FLAGS_data_dir);
+    if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
+    absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(options);
+    if (!log.ok()) return log.status();
+    const uint64_t stored = (*log)->Info().event_count;
+    if (stored < n) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the read stage needs ", n, " events in --data_dir (--mode=preload), found ", stored));
+    }
+    // What a catch-up's log reads ask for (SubscriptionEnv's defaults).
+    ReadOptions read_options;
+    read_options.max_events = 512;
+    read_options.max_bytes = 4 << 20;
+    StageResult result;
+    uint64_t after = 0;
+    const absl::Time start = absl::Now();
+    CALLGRIND_ZERO_STATS;
+    while (result.events < n) {
+      read_options.max_events = std::min<uint64_t>(512, n - result.events);
+      absl::StatusOr<std::vector<EventRecordPtr>> records = (*log)->ReadAfter(after, read_options);
+      if (!records.ok()) return records.status();
+      if (records->empty()) break;
+      result.events += records->size();
+      after = records->back()->sequence;
+    }
+    CALLGRIND_DUMP_STATS_AT("stage");
+    result.wall = absl::Now() - start;
+    if (result.events != n) {
+      return absl::InternalError(absl::StrCat("read ", result.events, " of ", n, " events"));
+    }
+    return result;
+  }
+
   absl::StatusOr<WebhookRequestFactory> factory = Factory();
   if (!factory.ok()) return factory.status();
   const absl::Time now = absl::Now();
