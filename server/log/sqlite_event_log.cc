@@ -4,7 +4,7 @@
 // events.lock, held with flock() while a log is open so that two processes
 // never assign sequences in the same database.
 //
-// Schema (version 1):
+// Schema (version 3):
 //   meta(key TEXT PRIMARY KEY, value): schema_version; epoch (32 lower-hex
 //     random characters, made once when the database is created);
 //     last_sequence (the head), total_bytes and event_count (the retained
@@ -14,10 +14,16 @@
 //     a sequence is never handed out twice.
 //   events(sequence INTEGER PRIMARY KEY, ...): the sequence is the rowid, so
 //     ReadAfter is a range scan of the table b-tree and MIN(sequence) is one
-//     descent. The small filter columns come first and the two blobs last, so
-//     reading the filter fields never touches a large body's overflow pages.
-//     An index on receive_time_us serves CursorForTime and age retention
-//     without assuming that receive times never go backwards.
+//     descent. The small filter columns come first and the event blob last,
+//     so reading the filter fields never touches a large event's overflow
+//     pages. stored_bytes (event plus raw body) serves size retention without
+//     reading either. An index on receive_time_us serves CursorForTime and age
+//     retention without assuming that receive times never go backwards.
+//   raw_bodies(sequence INTEGER PRIMARY KEY, raw_crc, raw): the request
+//     bodies, read only when a caller asks for raw JSON. Apart from the
+//     events, so that a catch-up reads only the pages of what it sends: a
+//     1 KB webhook is a 2.4 KB row with its body, one per 4 KiB page, and a
+//     1.4 KB row without it, two per page (schema 2 kept both in one row).
 //   dedup(id TEXT PRIMARY KEY, sequence, receive_time_us) WITHOUT ROWID: the
 //     id lookup and the dedup memory in one table. Rows are trimmed by age
 //     only, after max(dedup_window, retention), so a Stripe retry is still
@@ -77,7 +83,8 @@ namespace sidestream {
 namespace {
 
 // 2: events carry checksums (crc, raw_crc). Version 1 was never released.
-constexpr int64_t kSchemaVersion = 2;
+// 3: raw bodies in their own table; a version 2 log is migrated at open.
+constexpr int64_t kSchemaVersion = 3;
 constexpr char kDbFileName[] = "events.db";
 constexpr char kLockFileName[] = "events.lock";
 // Long enough to ride out a checkpoint that holds the write lock.
@@ -111,11 +118,14 @@ CREATE TABLE events(
   account TEXT NOT NULL,
   livemode INTEGER NOT NULL,
   receive_time_us INTEGER NOT NULL,
-  event BLOB NOT NULL,
-  raw BLOB NOT NULL,
+  stored_bytes INTEGER NOT NULL,
   crc INTEGER NOT NULL,
-  raw_crc INTEGER NOT NULL);
+  event BLOB NOT NULL);
 CREATE INDEX events_by_receive_time ON events(receive_time_us);
+CREATE TABLE raw_bodies(
+  sequence INTEGER PRIMARY KEY,
+  raw_crc INTEGER NOT NULL,
+  raw BLOB NOT NULL);
 CREATE TABLE dedup(
   id TEXT PRIMARY KEY,
   sequence INTEGER NOT NULL,
@@ -123,9 +133,16 @@ CREATE TABLE dedup(
 CREATE INDEX dedup_by_receive_time ON dedup(receive_time_us);
 )sql";
 
-// Column order is what RecordFromRow reads: raw (optional) comes last.
+// Column order is what RecordFromRow reads; with the raw body, raw_crc and
+// raw follow from raw_bodies (a missing raw row reads as NULLs, which fail
+// the checksum: DATA_LOSS, not an event without its body).
 constexpr char kRecordColumns[] =
-    "SELECT sequence, id, type, account, livemode, receive_time_us, event, crc, raw_crc";
+    "SELECT e.sequence, e.id, e.type, e.account, e.livemode, e.receive_time_us, e.event, e.crc";
+constexpr char kRecordColumnsWithRaw[] =
+    "SELECT e.sequence, e.id, e.type, e.account, e.livemode, e.receive_time_us, e.event, e.crc, "
+    "r.raw_crc, r.raw";
+constexpr char kEventsOnly[] = " FROM events AS e";
+constexpr char kEventsWithRaw[] = " FROM events AS e LEFT JOIN raw_bodies AS r USING (sequence)";
 
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -254,11 +271,11 @@ absl::StatusOr<EventRecordPtr> RecordFromRow(sqlite3_stmt* stmt, bool with_raw) 
   record->receive_time = absl::FromUnixMicros(receive_us);
   record->event_bytes = ColumnString(stmt, 6);
   const auto stored_crc = static_cast<uint32_t>(sqlite3_column_int64(stmt, 7));
-  const auto stored_raw_crc = static_cast<uint32_t>(sqlite3_column_int64(stmt, 8));
   bool intact = sqlite3_column_type(stmt, 7) == SQLITE_INTEGER &&
                 stored_crc == RecordCrc(record->sequence, record->id, record->type, record->account,
                                         record->livemode, receive_us, record->event_bytes);
   if (with_raw) {
+    const auto stored_raw_crc = static_cast<uint32_t>(sqlite3_column_int64(stmt, 8));
     record->raw_json = ColumnString(stmt, 9);
     intact = intact && sqlite3_column_type(stmt, 8) == SQLITE_INTEGER &&
              stored_raw_crc == Crc(0, record->raw_json);
@@ -345,8 +362,9 @@ class SqliteEventLog::Impl {
     uint64_t event_bytes = 0;
   };
   struct WriterStatements {
-    Stmt begin, commit, rollback, find_dedup, insert_event, insert_dedup, set_counters;
-    Stmt trim_by_age, oldest_sizes, delete_through, trim_dedup, min_sequence;
+    Stmt begin, commit, rollback, find_dedup, insert_event, insert_raw, insert_dedup, set_counters;
+    Stmt trim_by_age, delete_raw, oldest_sizes, delete_through, delete_raw_through, trim_dedup,
+        min_sequence;
   };
   struct Reader {
     Db db;
@@ -360,6 +378,7 @@ class SqliteEventLog::Impl {
   absl::Status LoadOrCreateSchema(bool* created);
   absl::Status CheckIntegrity();
   absl::Status LoadCounters();
+  absl::Status MigrateFromVersion2();
   absl::Status PrepareWriterStatements();
   absl::Status OpenCheckpointer();
   absl::Status OpenFailure(int rc, absl::string_view what) const;
@@ -419,6 +438,10 @@ class SqliteEventLog::Impl {
 
   mutable absl::Mutex info_mu_;
   LogInfo info_ ABSL_GUARDED_BY(info_mu_);
+
+  // The schema version the database had at open (kSchemaVersion once
+  // migrated).
+  int64_t stored_schema_version_ = kSchemaVersion;
 
   // Owned by the checkpointer thread.
   Db checkpoint_db_;
@@ -581,6 +604,9 @@ absl::Status SqliteEventLog::Impl::OpenWriter() {
     if (absl::Status status = CheckIntegrity(); !status.ok()) return status;
   }
   if (absl::Status status = LoadCounters(); !status.ok()) return status;
+  if (stored_schema_version_ == 2) {
+    if (absl::Status status = MigrateFromVersion2(); !status.ok()) return status;
+  }
   return PrepareWriterStatements();
 }
 
@@ -719,8 +745,65 @@ absl::Status SqliteEventLog::Impl::LoadCounters() {
       min_sequence.has_value() ? static_cast<uint64_t>(*min_sequence) : counters_.last_sequence + 1;
   counters_.event_count = static_cast<uint64_t>(*count);
   counters_.event_bytes = static_cast<uint64_t>(*bytes);
+  stored_schema_version_ = *version;
   absl::MutexLock lock(&info_mu_);
   info_.epoch = epoch;
+  return absl::OkStatus();
+}
+
+// Version 2 kept each raw body in its event's row. One transaction moves the
+// bodies to raw_bodies and rebuilds events without them: a crash part way
+// leaves the version 2 log as it was, to be migrated at the next start. The
+// checksums cover the same bytes in both layouts and are copied as they are.
+absl::Status SqliteEventLog::Impl::MigrateFromVersion2() {
+  constexpr char kMigrateSql[] = R"sql(
+CREATE TABLE raw_bodies(
+  sequence INTEGER PRIMARY KEY,
+  raw_crc INTEGER NOT NULL,
+  raw BLOB NOT NULL);
+INSERT INTO raw_bodies(sequence, raw_crc, raw) SELECT sequence, raw_crc, raw FROM events;
+CREATE TABLE events_v3(
+  sequence INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  account TEXT NOT NULL,
+  livemode INTEGER NOT NULL,
+  receive_time_us INTEGER NOT NULL,
+  stored_bytes INTEGER NOT NULL,
+  crc INTEGER NOT NULL,
+  event BLOB NOT NULL);
+INSERT INTO events_v3(sequence, id, type, account, livemode, receive_time_us, stored_bytes, crc,
+                      event)
+  SELECT sequence, id, type, account, livemode, receive_time_us, length(event) + length(raw), crc,
+         event FROM events;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE INDEX events_by_receive_time ON events(receive_time_us);
+UPDATE meta SET value = 3 WHERE key = 'schema_version';
+)sql";
+  sqlite3* db = writer_db_.get();
+  const absl::Time start = absl::Now();
+  LOG_INFO("event log ", db_path_, ": moving the raw bodies of ", counters_.event_count,
+           " events to their own table (schema 2 to 3, once; the log is rewritten)");
+  absl::Status status = Query(db, "BEGIN IMMEDIATE");
+  if (status.ok()) {
+    const int rc = sqlite3_exec(db, kMigrateSql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) status = SqliteStatus(db, rc, "migrating from schema 2");
+  }
+  if (status.ok()) status = Query(db, "COMMIT");
+  if (!status.ok()) {
+    RollbackIfActive();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot migrate the event log "
+        ", db_path_, "
+        " from schema 2 to 3 (",
+        status.message(),
+        "); it is unchanged. Free disk space (the migration needs about one and a half times "
+        "the log's size) and start again, or run the previous Sidestream version"));
+  }
+  stored_schema_version_ = kSchemaVersion;
+  LOG_INFO("event log ", db_path_, " migrated to schema 3 in ",
+           absl::FormatDuration(absl::Now() - start));
   return absl::OkStatus();
 }
 
@@ -731,8 +814,9 @@ absl::Status SqliteEventLog::Impl::PrepareWriterStatements() {
       {&w_.rollback, "ROLLBACK"},
       {&w_.find_dedup, "SELECT sequence FROM dedup WHERE id = ?1"},
       {&w_.insert_event,
-       "INSERT INTO events(sequence, id, type, account, livemode, receive_time_us, event, raw, "
-       "crc, raw_crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
+       "INSERT INTO events(sequence, id, type, account, livemode, receive_time_us, stored_bytes, "
+       "crc, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+      {&w_.insert_raw, "INSERT INTO raw_bodies(sequence, raw_crc, raw) VALUES (?1, ?2, ?3)"},
       {&w_.insert_dedup, "INSERT INTO dedup(id, sequence, receive_time_us) VALUES (?1, ?2, ?3)"},
       {&w_.set_counters,
        "UPDATE meta SET value = CASE key WHEN 'last_sequence' THEN ?1 "
@@ -741,10 +825,11 @@ absl::Status SqliteEventLog::Impl::PrepareWriterStatements() {
       {&w_.trim_by_age,
        "DELETE FROM events WHERE sequence IN (SELECT sequence FROM events "
        "WHERE receive_time_us < ?1 ORDER BY receive_time_us LIMIT ?2) "
-       "RETURNING length(event) + length(raw)"},
-      {&w_.oldest_sizes,
-       "SELECT sequence, length(event) + length(raw) FROM events ORDER BY sequence LIMIT ?1"},
+       "RETURNING sequence, stored_bytes"},
+      {&w_.delete_raw, "DELETE FROM raw_bodies WHERE sequence = ?1"},
+      {&w_.oldest_sizes, "SELECT sequence, stored_bytes FROM events ORDER BY sequence LIMIT ?1"},
       {&w_.delete_through, "DELETE FROM events WHERE sequence <= ?1"},
+      {&w_.delete_raw_through, "DELETE FROM raw_bodies WHERE sequence <= ?1"},
       {&w_.trim_dedup,
        "DELETE FROM dedup WHERE id IN (SELECT id FROM dedup WHERE receive_time_us < ?1 "
        "ORDER BY receive_time_us LIMIT ?2)"},
@@ -982,17 +1067,24 @@ absl::Status SqliteEventLog::Impl::WriteBatch(std::vector<PendingAppend>& batch,
     const uint64_t sequence = next.last_sequence + 1;
     const int64_t receive_us = absl::ToUnixMicros(event.receive_time);
     sqlite3_stmt* insert = w_.insert_event.get();
+    const uint64_t stored_bytes = event.event_bytes.size() + event.raw_json.size();
     if (!BindInt(insert, 1, static_cast<int64_t>(sequence)) || !BindText(insert, 2, event.id) ||
         !BindText(insert, 3, event.type) || !BindText(insert, 4, event.account) ||
         !BindInt(insert, 5, event.livemode ? 1 : 0) || !BindInt(insert, 6, receive_us) ||
-        !BindBlob(insert, 7, event.event_bytes) || !BindBlob(insert, 8, event.raw_json) ||
-        !BindInt(insert, 9,
+        !BindInt(insert, 7, static_cast<int64_t>(stored_bytes)) ||
+        !BindInt(insert, 8,
                  RecordCrc(sequence, event.id, event.type, event.account, event.livemode,
                            receive_us, event.event_bytes)) ||
-        !BindInt(insert, 10, Crc(0, event.raw_json))) {
+        !BindBlob(insert, 9, event.event_bytes)) {
       return absl::InternalError(absl::StrCat("binding event ", event.id, " (too large?)"));
     }
     if (status = Run(insert, "inserting an event"); !status.ok()) return status;
+    sqlite3_stmt* raw = w_.insert_raw.get();
+    if (!BindInt(raw, 1, static_cast<int64_t>(sequence)) ||
+        !BindInt(raw, 2, Crc(0, event.raw_json)) || !BindBlob(raw, 3, event.raw_json)) {
+      return absl::InternalError(absl::StrCat("binding the body of event ", event.id));
+    }
+    if (status = Run(raw, "inserting a raw body"); !status.ok()) return status;
     sqlite3_stmt* dedup = w_.insert_dedup.get();
     if (!BindText(dedup, 1, event.id) || !BindInt(dedup, 2, static_cast<int64_t>(sequence)) ||
         !BindInt(dedup, 3, receive_us)) {
@@ -1002,7 +1094,7 @@ absl::Status SqliteEventLog::Impl::WriteBatch(std::vector<PendingAppend>& batch,
     // When the log was empty, first_sequence already equals this sequence.
     next.last_sequence = sequence;
     next.event_count += 1;
-    next.event_bytes += event.event_bytes.size() + event.raw_json.size();
+    next.event_bytes += stored_bytes;
     batch_ids.emplace(id, sequence);
     results[i] = AppendResult{sequence, false};
     stored.push_back(i);
@@ -1055,11 +1147,19 @@ absl::Status SqliteEventLog::Impl::TrimChunkInTransaction(Counters& next, uint64
       !BindInt(by_age, 2, kTrimChunkRows)) {
     return absl::InternalError("binding the age cutoff");
   }
+  std::vector<int64_t> aged;  // their raw bodies go next
   absl::Status status = Run(by_age, "trimming by age", [&](sqlite3_stmt* s) {
     ++removed;
-    removed_bytes += static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+    aged.push_back(sqlite3_column_int64(s, 0));
+    removed_bytes += static_cast<uint64_t>(sqlite3_column_int64(s, 1));
   });
   if (!status.ok()) return status;
+  for (const int64_t sequence : aged) {
+    if (!BindInt(w_.delete_raw.get(), 1, sequence)) return absl::InternalError("binding");
+    if (status = Run(w_.delete_raw.get(), "trimming raw bodies by age"); !status.ok()) {
+      return status;
+    }
+  }
   if (removed == static_cast<uint64_t>(kTrimChunkRows)) *done = false;
   next.event_count = Subtract(next.event_count, removed);
   next.event_bytes = Subtract(next.event_bytes, removed_bytes);
@@ -1083,6 +1183,11 @@ absl::Status SqliteEventLog::Impl::TrimChunkInTransaction(Counters& next, uint64
         return absl::InternalError("binding a sequence");
       }
       status = Run(w_.delete_through.get(), "trimming by size");
+      if (!status.ok()) return status;
+      if (!BindInt(w_.delete_raw_through.get(), 1, static_cast<int64_t>(through))) {
+        return absl::InternalError("binding a sequence");
+      }
+      status = Run(w_.delete_raw_through.get(), "trimming raw bodies by size");
       if (!status.ok()) return status;
       removed += count;
       next.event_count = Subtract(next.event_count, count);
@@ -1158,15 +1263,14 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog::Impl::Reader>> SqliteEventLog::Im
   reader->db.reset(raw);
   if (rc != SQLITE_OK) return SqliteStatus(raw, rc, "opening a read connection");
   sqlite3_busy_timeout(raw, kBusyTimeoutMs);
-  constexpr absl::string_view kReadAfter =
-      " FROM events WHERE sequence > ?1 ORDER BY sequence LIMIT ?2";
-  constexpr absl::string_view kGetEvent = " FROM events WHERE sequence = ?1";
+  constexpr absl::string_view kReadAfter = " WHERE e.sequence > ?1 ORDER BY e.sequence LIMIT ?2";
+  constexpr absl::string_view kGetEvent = " WHERE e.sequence = ?1";
   const std::pair<Stmt*, std::string> statements[] = {
-      {&reader->read_after, absl::StrCat(kRecordColumns, kReadAfter)},
-      {&reader->read_after_raw, absl::StrCat(kRecordColumns, ", raw", kReadAfter)},
+      {&reader->read_after, absl::StrCat(kRecordColumns, kEventsOnly, kReadAfter)},
+      {&reader->read_after_raw, absl::StrCat(kRecordColumnsWithRaw, kEventsWithRaw, kReadAfter)},
       {&reader->find_dedup, "SELECT sequence FROM dedup WHERE id = ?1"},
-      {&reader->get_event, absl::StrCat(kRecordColumns, kGetEvent)},
-      {&reader->get_event_raw, absl::StrCat(kRecordColumns, ", raw", kGetEvent)},
+      {&reader->get_event, absl::StrCat(kRecordColumns, kEventsOnly, kGetEvent)},
+      {&reader->get_event_raw, absl::StrCat(kRecordColumnsWithRaw, kEventsWithRaw, kGetEvent)},
       // One statement, so both values come from the same snapshot.
       {&reader->cursor_for_time,
        "SELECT (SELECT MIN(sequence) FROM events INDEXED BY events_by_receive_time "

@@ -44,6 +44,50 @@ void ExecSql(const std::string& db_path, const std::string& sql) {
   ASSERT_EQ(rc, SQLITE_OK) << message;
 }
 
+// The single integer a query on a log's database returns, -1 on failure.
+int64_t QueryInt(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  int64_t value = -1;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      value = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return value;
+}
+
+// Rows of raw_bodies without an event, or events without a raw body.
+int64_t UnpairedRawBodies(const std::string& db_path) {
+  return QueryInt(db_path,
+                  "SELECT (SELECT count(*) FROM raw_bodies WHERE sequence NOT IN "
+                  "(SELECT sequence FROM events)) + (SELECT count(*) FROM events WHERE "
+                  "sequence NOT IN (SELECT sequence FROM raw_bodies))");
+}
+
+// Rewrites a current log in schema 2's layout (the raw body in the event's
+// row), keeping the checksums the log wrote.
+void ConvertToSchema2(const std::string& db_path) {
+  ExecSql(db_path, R"sql(
+BEGIN;
+CREATE TABLE events_v2(
+  sequence INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL, account TEXT NOT NULL,
+  livemode INTEGER NOT NULL, receive_time_us INTEGER NOT NULL, event BLOB NOT NULL,
+  raw BLOB NOT NULL, crc INTEGER NOT NULL, raw_crc INTEGER NOT NULL);
+INSERT INTO events_v2 SELECT e.sequence, e.id, e.type, e.account, e.livemode, e.receive_time_us,
+  e.event, r.raw, e.crc, r.raw_crc FROM events AS e JOIN raw_bodies AS r USING (sequence);
+DROP TABLE events;
+DROP TABLE raw_bodies;
+ALTER TABLE events_v2 RENAME TO events;
+CREATE INDEX events_by_receive_time ON events(receive_time_us);
+UPDATE meta SET value = 2 WHERE key = 'schema_version';
+COMMIT;
+)sql");
+}
+
 class SqliteEventLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -183,7 +227,8 @@ TEST_F(SqliteEventLogTest, DamagedRowIsDataLossNamingItsSequence) {
       ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
   }
   ExecSql(DbPath(), "UPDATE events SET event = CAST('tampered' AS BLOB) WHERE sequence = 2");
-  ExecSql(DbPath(), "UPDATE events SET raw = CAST('{}' AS BLOB) WHERE sequence = 4");
+  ExecSql(DbPath(), "UPDATE raw_bodies SET raw = CAST('{}' AS BLOB) WHERE sequence = 4");
+  ExecSql(DbPath(), "DELETE FROM raw_bodies WHERE sequence = 3");
   auto log = OpenOrDie(Options());
   ASSERT_NE(log, nullptr);
 
@@ -196,10 +241,16 @@ TEST_F(SqliteEventLogTest, DamagedRowIsDataLossNamingItsSequence) {
   EXPECT_THAT(Sequences(*after), ElementsAre(3, 4));  // raw bodies not read
   EXPECT_EQ(log->Get("evt_2", false).status().code(), absl::StatusCode::kDataLoss);
 
+  // A missing raw body is damage too, not an event without its body.
   read.include_raw_json = true;
   absl::StatusOr<std::vector<EventRecordPtr>> with_raw = log->ReadAfter(2, read);
   EXPECT_EQ(with_raw.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(with_raw.status().message(), HasSubstr("sequence 3 "));
+  with_raw = log->ReadAfter(3, read);
+  EXPECT_EQ(with_raw.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(with_raw.status().message(), HasSubstr("sequence 4 "));
+  EXPECT_TRUE(log->Get("evt_3", false).ok());
+  EXPECT_EQ(log->Get("evt_3", true).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(log->Get("evt_4", false).ok());
   EXPECT_EQ(log->Get("evt_4", true).status().code(), absl::StatusCode::kDataLoss);
 }
@@ -229,6 +280,8 @@ TEST_F(SqliteEventLogTest, RetentionTrimsEventsOlderThanRetention) {
   ASSERT_TRUE(page.ok());
   EXPECT_THAT(Sequences(*page), ElementsAre(3));
   EXPECT_EQ(log->Get("evt_1", false).status().code(), absl::StatusCode::kNotFound);
+  log.reset();
+  EXPECT_EQ(UnpairedRawBodies(DbPath()), 0);  // the raw bodies went with their events
 }
 
 TEST_F(SqliteEventLogTest, RetentionTrimsOldestEventsBeyondMaxBytes) {
@@ -249,6 +302,8 @@ TEST_F(SqliteEventLogTest, RetentionTrimsOldestEventsBeyondMaxBytes) {
   absl::StatusOr<std::vector<EventRecordPtr>> page = log->ReadAfter(0, ReadOptions());
   ASSERT_TRUE(page.ok());
   EXPECT_THAT(Sequences(*page), ElementsAre(8, 9, 10));
+  log.reset();
+  EXPECT_EQ(UnpairedRawBodies(DbPath()), 0);
 }
 
 TEST_F(SqliteEventLogTest, BackgroundMaintenanceAppliesRetentionWithoutTrimNow) {
@@ -450,6 +505,104 @@ TEST_F(SqliteEventLogTest, OpenRefusesADatabaseWithDamagedPages) {
   absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(Options());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss) << log.status();
   EXPECT_THAT(log.status().message(), HasSubstr("events.db"));
+}
+
+// Schema 2 kept the raw body in the event's row. A log in that layout (made
+// here from a current one, with the checksums the log wrote) is migrated at
+// open: every event and body reads intact, counters and sizes are kept, and
+// the log goes on appending and trimming.
+TEST_F(SqliteEventLogTest, MigratesASchema2LogKeepingEveryEventAndBody) {
+  // A body naming its event, 60 bytes like Event()'s.
+  auto body = [](const std::string& id) {
+    std::string raw = absl::StrCat("{\"id\":\"", id, "\"}");
+    raw.resize(60, ' ');
+    return raw;
+  };
+  SqliteEventLogOptions options = Options();
+  {
+    auto log = OpenOrDie(options);
+    ASSERT_NE(log, nullptr);
+    for (int i = 1; i <= 5; ++i) {
+      NewEvent event = Event(absl::StrCat("evt_", i));
+      event.raw_json = body(event.id);
+      ASSERT_TRUE(AppendAndWait(*log, std::move(event)).ok());
+    }
+  }
+  ConvertToSchema2(DbPath());
+  ASSERT_EQ(QueryInt(DbPath(),
+                     "SELECT count(*) FROM pragma_table_info('events') "
+                     "WHERE name = 'raw'"),
+            1);
+
+  options.max_bytes = 5 * 100;  // the sizes must survive: one more event trims one
+  auto log = OpenOrDie(options);
+  ASSERT_NE(log, nullptr);
+  const LogInfo info = log->Info();
+  EXPECT_EQ(info.first_sequence, 1u);
+  EXPECT_EQ(info.last_sequence, 5u);
+  EXPECT_EQ(info.event_count, 5u);
+  EXPECT_EQ(info.event_bytes, 500u);
+  ReadOptions read;
+  read.include_raw_json = true;
+  absl::StatusOr<std::vector<EventRecordPtr>> all = log->ReadAfter(0, read);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_THAT(Sequences(*all), ElementsAre(1, 2, 3, 4, 5));
+  for (const EventRecordPtr& record : *all) {
+    EXPECT_EQ(record->raw_json, body(record->id));
+    EXPECT_EQ(record->event_bytes.substr(0, record->id.size()), record->id);
+  }
+  // Dedup still knows the migrated ids; a new event takes the next sequence.
+  absl::StatusOr<AppendResult> again = AppendAndWait(*log, Event("evt_3"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->sequence, 3u);
+  absl::StatusOr<AppendResult> next = AppendAndWait(*log, Event("evt_6"));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->sequence, 6u);
+  absl::StatusOr<uint64_t> trimmed = log->TrimNow();
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+  EXPECT_EQ(*trimmed, 1u);
+  EXPECT_EQ(log->Info().first_sequence, 2u);
+  log.reset();
+  EXPECT_EQ(QueryInt(DbPath(), "SELECT value FROM meta WHERE key = 'schema_version'"), 3);
+  EXPECT_EQ(QueryInt(DbPath(),
+                     "SELECT count(*) FROM pragma_table_info('events') "
+                     "WHERE name = 'raw'"),
+            0);
+  EXPECT_EQ(UnpairedRawBodies(DbPath()), 0);
+  EXPECT_EQ(QueryInt(DbPath(), "SELECT sum(stored_bytes) FROM events"),
+            static_cast<int64_t>(QueryInt(DbPath(),
+                                          "SELECT value FROM meta WHERE key = "
+                                          "'total_bytes'")));
+}
+
+// A migration that fails leaves the schema 2 log as it was, and the next
+// start migrates it.
+TEST_F(SqliteEventLogTest, AFailedMigrationLeavesTheSchema2LogUnchanged) {
+  {
+    auto log = OpenOrDie(Options());
+    ASSERT_NE(log, nullptr);
+    for (int i = 1; i <= 3; ++i)
+      ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i))).ok());
+  }
+  ConvertToSchema2(DbPath());
+  // The migration's first step cannot create its table.
+  ExecSql(DbPath(), "CREATE TABLE raw_bodies(x)");
+  absl::StatusOr<std::unique_ptr<SqliteEventLog>> failed = SqliteEventLog::Open(Options());
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(failed.status().message(), HasSubstr("cannot migrate"));
+  EXPECT_THAT(failed.status().message(), HasSubstr("it is unchanged"));
+  EXPECT_EQ(QueryInt(DbPath(), "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+  EXPECT_EQ(QueryInt(DbPath(), "SELECT count(raw) FROM events"), 3);
+
+  ExecSql(DbPath(), "DROP TABLE raw_bodies");
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  ReadOptions read;
+  read.include_raw_json = true;
+  absl::StatusOr<std::vector<EventRecordPtr>> all = log->ReadAfter(0, read);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_THAT(Sequences(*all), ElementsAre(1, 2, 3));
 }
 
 TEST_F(SqliteEventLogTest, OpenRefusesASchemaFromTheFuture) {
