@@ -409,8 +409,9 @@ def generate(runs, args):
         "verify": "SignatureVerifier::Verify: header parse, HMAC-SHA256 of the body, compare",
         "decode": "DecodeStripeEvent (simdjson, Struct of data.object) and Event serialization",
         "append": "SqliteEventLog::Append, 16 in flight, until durable (group commit)",
-        "read": "SqliteEventLog::ReadAfter, 512 events per read (a catch-up's log reads: rows, "
-                "checksums, records; not the page reads' kernel time)",
+        "read": "SqliteEventLog::ReadAfter, 512 events per read, 1 KB events as in the backlog "
+                "(a catch-up's log reads: rows, checksums, records; not the page reads' kernel "
+                "time)",
         "fanout": "EventHub::OnAppended, then per subscriber (100, mixed filters): window read, "
                   "filter, shared-slice message",
     }
