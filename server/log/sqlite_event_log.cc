@@ -236,6 +236,8 @@ std::string ColumnString(sqlite3_stmt* stmt, int column) {
 // subscriber filters on and receives except the raw body, one over the raw
 // body (read only on request).
 uint32_t Crc(uint32_t crc, absl::string_view bytes) {
+  // zlib returns its initial value for a null buffer, whatever `crc` was.
+  if (bytes.empty()) return crc;
   return static_cast<uint32_t>(
       crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
 }
@@ -794,14 +796,20 @@ UPDATE meta SET value = 3 WHERE key = 'schema_version';
   if (!status.ok()) {
     RollbackIfActive();
     return absl::FailedPreconditionError(absl::StrCat(
-        "cannot migrate the event log "
-        ", db_path_, "
-        " from schema 2 to 3 (",
-        status.message(),
-        "); it is unchanged. Free disk space (the migration needs about one and a half times "
+        "cannot migrate the event log \"", db_path_, "\" from schema 2 to 3 (", status.message(),
+        "); it is unchanged. Free disk space (the migration needs about 1.6 times "
         "the log's size) and start again, or run the previous Sidestream version"));
   }
   stored_schema_version_ = kSchemaVersion;
+  // The rewritten log is in the WAL now: copy it into the database file and
+  // cut the WAL back before serving, so that the space this needs is taken
+  // (or found missing) at start rather than by the first checkpoint.
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    LOG_WARNING("event log ", db_path_, ": checkpoint after the migration failed (",
+                sqlite3_errmsg(db), "); the migrated log is committed in the WAL");
+  }
   LOG_INFO("event log ", db_path_, " migrated to schema 3 in ",
            absl::FormatDuration(absl::Now() - start));
   return absl::OkStatus();

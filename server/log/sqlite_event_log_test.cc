@@ -590,7 +590,8 @@ TEST_F(SqliteEventLogTest, AFailedMigrationLeavesTheSchema2LogUnchanged) {
   ExecSql(DbPath(), "CREATE TABLE raw_bodies(x)");
   absl::StatusOr<std::unique_ptr<SqliteEventLog>> failed = SqliteEventLog::Open(Options());
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(failed.status().message(), HasSubstr("cannot migrate"));
+  EXPECT_THAT(failed.status().message(),
+              HasSubstr(absl::StrCat("cannot migrate the event log \"", DbPath(), "\"")));
   EXPECT_THAT(failed.status().message(), HasSubstr("it is unchanged"));
   EXPECT_EQ(QueryInt(DbPath(), "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
   EXPECT_EQ(QueryInt(DbPath(), "SELECT count(raw) FROM events"), 3);
