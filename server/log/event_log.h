@@ -99,7 +99,10 @@ class EventLog {
   // most `options.max_events`. Empty when there is none. Sequences are dense:
   // every sequence from Info().first_sequence to Info().last_sequence is
   // readable; a record missing below first_sequence was removed by retention
-  // (readers report that as lost, never skip it silently).
+  // (readers report that as lost, never skip it silently). DATA_LOSS, naming
+  // the sequence, when the first record to return is damaged; a damaged
+  // record further on ends the result before it, so the intact records
+  // ahead of it are still delivered and the next read reports it.
   virtual absl::StatusOr<std::vector<EventRecordPtr>> ReadAfter(uint64_t after_sequence,
                                                                 const ReadOptions& options) = 0;
 

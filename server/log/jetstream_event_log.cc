@@ -808,7 +808,10 @@ absl::StatusOr<std::vector<EventRecordPtr>> JetStreamEventLog::Impl::ReadAfter(
     }
     absl::StatusOr<EventRecordPtr> record = ParseRecord(*msg, sequence, options.include_raw_json);
     natsMsg_Destroy(*msg);
-    if (!record.ok()) return record.status();
+    if (!record.ok()) {
+      if (!records.empty()) break;  // the next read reports it
+      return record.status();
+    }
     bytes += (*record)->StoredBytes();
     records.push_back(*std::move(record));
     ++sequence;

@@ -1331,7 +1331,9 @@ absl::StatusOr<std::vector<EventRecordPtr>> SqliteEventLog::Impl::ReadAfter(
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       absl::StatusOr<EventRecordPtr> record = RecordFromRow(stmt, options.include_raw_json);
       if (!record.ok()) {
-        status = record.status();
+        // The intact records before a damaged one are returned; the read
+        // that starts at the damaged one fails (the interface's contract).
+        if (records.empty()) status = record.status();
         break;
       }
       records.push_back(*std::move(record));
