@@ -460,14 +460,15 @@ void JetStreamEventLog::Impl::StopFollowing() {
     // The completion callback runs after the last message callback.
     (void)follow_done_->WaitForNotificationWithTimeout(options_.timeout);
   }
-  // Not destroyed yet: in libnats before 3.6.0 (Debian 12 ships 3.4.1) the
-  // reader thread looks a subscription up, drops the connection lock and
-  // then locks the subscription, so a message arriving while another thread
+  // Not destroyed yet: in the libnats Debian 12 ships (3.4.1) the reader
+  // thread looks a subscription up, drops the connection lock and then
+  // locks the subscription, so a message arriving while another thread
   // unsubscribes and destroys it locks freed memory (nats.c issue #637,
-  // fixed upstream by pull request #638). A sanitized run crashed exactly so
-  // while a NATS node was being killed and the watchdog replaced this
-  // follower. Keeping our reference until the connection is closed keeps the
-  // subscription alive for any such late message.
+  // fixed upstream in February 2023 by pull request #638, after 3.5.0).
+  // A sanitized run crashed exactly so while a NATS node was being killed
+  // and the watchdog replaced this follower. Keeping our reference until
+  // the connection is closed keeps the subscription alive for any such
+  // late message.
   retired_.emplace_back(old, std::move(follow_done_));
 }
 
