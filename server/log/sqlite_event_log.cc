@@ -109,8 +109,9 @@ constexpr uint64_t kCheckpointWalBytes = 1ull << 20;
 // snapshot) is truncated once checkpointed; a restarted WAL is cut back to it.
 constexpr uint64_t kTruncateWalBytes = 64ull << 20;
 
-constexpr char kCreateSchemaSql[] = R"sql(
-CREATE TABLE meta(key TEXT PRIMARY KEY, value NOT NULL);
+// The tables of the events, made with a new log and by the migration from
+// schema 2.
+constexpr char kCreateEventTablesSql[] = R"sql(
 CREATE TABLE events(
   sequence INTEGER PRIMARY KEY,
   id TEXT NOT NULL,
@@ -126,6 +127,10 @@ CREATE TABLE raw_bodies(
   sequence INTEGER PRIMARY KEY,
   raw_crc INTEGER NOT NULL,
   raw BLOB NOT NULL);
+)sql";
+
+constexpr char kCreateOtherTablesSql[] = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value NOT NULL);
 CREATE TABLE dedup(
   id TEXT PRIMARY KEY,
   sequence INTEGER NOT NULL,
@@ -628,7 +633,8 @@ absl::Status SqliteEventLog::Impl::LoadOrCreateSchema(bool* created) {
     // A new database: the schema and the epoch are created together.
     status = Query(db, "BEGIN IMMEDIATE");
     if (status.ok()) {
-      const int rc = sqlite3_exec(db, kCreateSchemaSql, nullptr, nullptr, nullptr);
+      int rc = sqlite3_exec(db, kCreateOtherTablesSql, nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) rc = sqlite3_exec(db, kCreateEventTablesSql, nullptr, nullptr, nullptr);
       if (rc != SQLITE_OK) status = SqliteStatus(db, rc, "creating the schema");
     }
     if (status.ok()) {
@@ -758,29 +764,19 @@ absl::Status SqliteEventLog::Impl::LoadCounters() {
 // leaves the version 2 log as it was, to be migrated at the next start. The
 // checksums cover the same bytes in both layouts and are copied as they are.
 absl::Status SqliteEventLog::Impl::MigrateFromVersion2() {
-  constexpr char kMigrateSql[] = R"sql(
-CREATE TABLE raw_bodies(
-  sequence INTEGER PRIMARY KEY,
-  raw_crc INTEGER NOT NULL,
-  raw BLOB NOT NULL);
-INSERT INTO raw_bodies(sequence, raw_crc, raw) SELECT sequence, raw_crc, raw FROM events;
-CREATE TABLE events_v3(
-  sequence INTEGER PRIMARY KEY,
-  id TEXT NOT NULL,
-  type TEXT NOT NULL,
-  account TEXT NOT NULL,
-  livemode INTEGER NOT NULL,
-  receive_time_us INTEGER NOT NULL,
-  stored_bytes INTEGER NOT NULL,
-  crc INTEGER NOT NULL,
-  event BLOB NOT NULL);
-INSERT INTO events_v3(sequence, id, type, account, livemode, receive_time_us, stored_bytes, crc,
-                      event)
+  // The version 2 table steps aside (its index goes with it), the version 3
+  // tables are made as for a new log, filled, and the old table dropped.
+  constexpr char kSetAsideSql[] = R"sql(
+ALTER TABLE events RENAME TO events_v2;
+DROP INDEX events_by_receive_time;
+)sql";
+  constexpr char kCopySql[] = R"sql(
+INSERT INTO raw_bodies(sequence, raw_crc, raw) SELECT sequence, raw_crc, raw FROM events_v2;
+INSERT INTO events(sequence, id, type, account, livemode, receive_time_us, stored_bytes, crc,
+                   event)
   SELECT sequence, id, type, account, livemode, receive_time_us, length(event) + length(raw), crc,
-         event FROM events;
-DROP TABLE events;
-ALTER TABLE events_v3 RENAME TO events;
-CREATE INDEX events_by_receive_time ON events(receive_time_us);
+         event FROM events_v2;
+DROP TABLE events_v2;
 UPDATE meta SET value = 3 WHERE key = 'schema_version';
 )sql";
   sqlite3* db = writer_db_.get();
@@ -789,7 +785,10 @@ UPDATE meta SET value = 3 WHERE key = 'schema_version';
            " events to their own table (schema 2 to 3, once; the log is rewritten)");
   absl::Status status = Query(db, "BEGIN IMMEDIATE");
   if (status.ok()) {
-    const int rc = sqlite3_exec(db, kMigrateSql, nullptr, nullptr, nullptr);
+    int rc = SQLITE_OK;
+    for (const char* sql : {kSetAsideSql, kCreateEventTablesSql, kCopySql}) {
+      if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+    }
     if (rc != SQLITE_OK) status = SqliteStatus(db, rc, "migrating from schema 2");
   }
   if (status.ok()) status = Query(db, "COMMIT");
