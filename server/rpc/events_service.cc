@@ -240,7 +240,15 @@ grpc::ServerUnaryReactor* EventsService::ListEvents(grpc::CallbackServerContext*
           break;
         }
         absl::StatusOr<std::vector<EventRecordPtr>> records = env_.log->ReadAfter(cursor, options);
-        if (!records.ok()) return records.status();
+        if (!records.ok()) {
+          // A damaged event: the events before it make this page, and the
+          // next page, which starts at it, reports it (as a stream does).
+          if (absl::IsDataLoss(records.status()) && response->events_size() > 0) {
+            more = true;
+            break;
+          }
+          return records.status();
+        }
         if (records->empty()) break;
         for (const EventRecordPtr& record : *records) {
           ++scanned;

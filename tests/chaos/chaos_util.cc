@@ -104,7 +104,8 @@ Delivery DeliverLikeStripe(HttpConnection& connection, const SentEvent& event, a
 }
 
 absl::StatusOr<std::vector<v1::Event>> ListAllEvents(const std::string& grpc_target,
-                                                     absl::Duration timeout) {
+                                                     absl::Duration timeout,
+                                                     std::vector<v1::Event>* listed_before_error) {
   std::unique_ptr<v1::Events::Stub> stub = EventsStub(grpc_target);
   const absl::Time deadline = absl::Now() + timeout;
   std::vector<v1::Event> events;
@@ -118,6 +119,7 @@ absl::StatusOr<std::vector<v1::Event>> ListAllEvents(const std::string& grpc_tar
     v1::ListEventsResponse response;
     grpc::Status status = stub->ListEvents(&context, request, &response);
     if (!status.ok()) {
+      if (listed_before_error != nullptr) *listed_before_error = std::move(events);
       return absl::UnavailableError(
           absl::StrCat("ListEvents failed (", status.error_code(), "): ", status.error_message()));
     }
@@ -342,13 +344,13 @@ void CheckOne(const v1::Event& event, const PopulatedLog& log, const char* via,
 
 ServedCheck CheckEverythingServed(const std::string& grpc_target, const PopulatedLog& log) {
   ServedCheck check;
-  absl::StatusOr<std::vector<v1::Event>> listed = ListAllEvents(grpc_target, absl::Seconds(30));
-  if (listed.ok()) {
-    check.listed = listed->size();
-    for (const v1::Event& event : *listed) CheckOne(event, log, "ListEvents", &check.problems);
-  } else {
-    check.list_error = std::string(listed.status().message());
-  }
+  std::vector<v1::Event> before_error;
+  absl::StatusOr<std::vector<v1::Event>> listed =
+      ListAllEvents(grpc_target, absl::Seconds(30), &before_error);
+  if (!listed.ok()) check.list_error = std::string(listed.status().message());
+  const std::vector<v1::Event>& served = listed.ok() ? *listed : before_error;
+  check.listed = served.size();
+  for (const v1::Event& event : served) CheckOne(event, log, "ListEvents", &check.problems);
   // A stream read here rather than with StreamCollector: when a message
   // cannot be parsed, Read() fails while the server keeps the call open, and
   // Finish() would wait forever; this reader cancels first.

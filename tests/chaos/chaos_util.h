@@ -64,9 +64,11 @@ Delivery DeliverLikeStripe(HttpConnection& connection, const SentEvent& event, a
                            std::mt19937_64& rng, int max_attempts = 100000);
 
 // Every event the server at `grpc_target` serves, oldest first, read with
-// ListEvents pages (raw_json included).
-absl::StatusOr<std::vector<v1::Event>> ListAllEvents(const std::string& grpc_target,
-                                                     absl::Duration timeout = absl::Seconds(60));
+// ListEvents pages (raw_json included). When a page fails, the events of
+// the pages before it go to `listed_before_error` if it is set.
+absl::StatusOr<std::vector<v1::Event>> ListAllEvents(
+    const std::string& grpc_target, absl::Duration timeout = absl::Seconds(60),
+    std::vector<v1::Event>* listed_before_error = nullptr);
 
 // GetEvent by id (raw_json included).
 absl::StatusOr<v1::Event> GetEventById(const std::string& grpc_target, const std::string& id);

@@ -143,10 +143,11 @@ TEST_F(DamagedDataTest, OneFlippedDigitInAStoredEventIsNotServedAsIfIntact) {
   StartOutcome outcome;
   ServedCheck served;
   Judge(absl::StrCat("flipped_digit_in_", victim_id), &outcome, &served);
-  // The page stays well-formed, so the server starts; the stream (which
-  // asks for raw JSON) delivers every intact event before the damaged one,
-  // then stops there.
+  // The page stays well-formed, so the server starts; ListEvents and the
+  // stream (both asking for raw JSON) deliver every intact event before the
+  // damaged one, then stop there.
   ASSERT_NE(outcome.server, nullptr);
+  EXPECT_EQ(served.listed, static_cast<size_t>(kEvents / 2 - 1)) << served.Summary();
   EXPECT_EQ(served.streamed, static_cast<size_t>(kEvents / 2 - 1)) << served.Summary();
 }
 
