@@ -157,6 +157,14 @@ class NoopWaiter final : public EventHub::Waiter {
   std::atomic<uint64_t> wakes_{0};
 };
 
+// The log in --data_dir, with default options.
+absl::StatusOr<std::unique_ptr<SqliteEventLog>> OpenLog() {
+  SqliteEventLogOptions options;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
+  return SqliteEventLog::Open(options);
+}
+
 struct StageResult {
   uint64_t events = 0;
   uint64_t deliveries = 0;  // fanout only
@@ -165,10 +173,7 @@ struct StageResult {
 
 absl::StatusOr<StageResult> RunStage(const std::string& stage, uint64_t n) {
   if (stage == "read") {
-    SqliteEventLogOptions options;
-    options.data_dir = absl::GetFlag(FLAGS_data_dir);
-    if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
-    absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(options);
+    absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = OpenLog();
     if (!log.ok()) return log.status();
     const uint64_t stored = (*log)->Info().event_count;
     if (stored < n) {
@@ -177,7 +182,6 @@ absl::StatusOr<StageResult> RunStage(const std::string& stage, uint64_t n) {
     }
     // What a catch-up's log reads ask for (SubscriptionEnv's defaults).
     ReadOptions read_options;
-    read_options.max_events = 512;
     read_options.max_bytes = 4 << 20;
     StageResult result;
     uint64_t after = 0;
@@ -253,10 +257,7 @@ absl::StatusOr<StageResult> RunStage(const std::string& stage, uint64_t n) {
   bodies.clear();
 
   if (stage == "append") {
-    SqliteEventLogOptions options;
-    options.data_dir = absl::GetFlag(FLAGS_data_dir);
-    if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
-    absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(options);
+    absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = OpenLog();
     if (!log.ok()) return log.status();
     const absl::Time start = absl::Now();
     CALLGRIND_ZERO_STATS;
@@ -382,9 +383,7 @@ int Preload() {
     std::cerr << "stage_bench: " << factory.status() << "\n";
     return 1;
   }
-  SqliteEventLogOptions options;
-  options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = SqliteEventLog::Open(options);
+  absl::StatusOr<std::unique_ptr<SqliteEventLog>> log = OpenLog();
   if (!log.ok()) {
     std::cerr << "stage_bench: " << log.status() << "\n";
     return 1;
