@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 
 #include "server/common/logging.h"
+#include "server/common/thread_name.h"
 #include "server/config.h"
 #include "server/server.h"
 
@@ -358,6 +359,7 @@ int main(int argc, char** argv) {
   // A second SIGTERM/SIGINT exits at once; if the shutdown itself hangs past
   // the grace period (plus time to close the log), the process exits anyway.
   std::thread guard([&signals, grace] {
+    sidestream::SetCurrentThreadName("ss-signals");
     sigset_t stop = signals;
     sigdelset(&stop, SIGHUP);
     const absl::Time deadline = absl::Now() + grace + absl::Seconds(10);

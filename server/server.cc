@@ -10,6 +10,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "server/common/logging.h"
+#include "server/common/thread_name.h"
 #include "server/common/work_queue.h"
 #include "server/hub/event_hub.h"
 #include "server/ingress/http_server.h"
@@ -226,8 +227,8 @@ absl::Status Server::Impl::Start() {
   hub_ = std::make_unique<EventHub>(
       EventHubOptions{options_.hub_max_events, options_.hub_max_bytes}, info.last_sequence);
   log_->SetListener(hub_.get());
-  readers_ = std::make_unique<WorkQueue>(options_.reader_threads);
-  pumps_ = std::make_unique<WorkQueue>(1);
+  readers_ = std::make_unique<WorkQueue>(options_.reader_threads, "ss-reader");
+  pumps_ = std::make_unique<WorkQueue>(1, "ss-pump");
   registry_ = std::make_unique<SubscriptionRegistry>(Clock::Real(), kTick);
 
   SubscriptionEnv env;
@@ -263,9 +264,15 @@ absl::Status Server::Impl::Start() {
   }
   grpc_address_ = absl::StrCat(grpc_host, ":", grpc_port);
   SetHealth(GetReadiness().ready);
-  watcher_ = std::thread([this] { WatchReadiness(); });
+  watcher_ = std::thread([this] {
+    SetCurrentThreadName("ss-readiness");
+    WatchReadiness();
+  });
   if (deferred_log_options.has_value()) {
-    opener_ = std::thread([this, o = *deferred_log_options] { OpenLogLater(o); });
+    opener_ = std::thread([this, o = *deferred_log_options] {
+      SetCurrentThreadName("ss-log-open");
+      OpenLogLater(o);
+    });
   }
 
   webhook_ = std::make_unique<WebhookHandler>(WebhookHandlerOptions{options_.webhook_path},

@@ -1,11 +1,15 @@
 #include "server/common/work_queue.h"
 
+#include <utility>
+
+#include "server/common/thread_name.h"
+
 namespace sidestream {
 
-WorkQueue::WorkQueue(int threads) {
+WorkQueue::WorkQueue(int threads, std::string name) {
   if (threads < 1) threads = 1;
   threads_.reserve(threads);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this, name] { Loop(name); });
 }
 
 WorkQueue::~WorkQueue() {
@@ -22,7 +26,8 @@ void WorkQueue::Submit(absl::AnyInvocable<void() &&> task) {
   tasks_.push_back(std::move(task));
 }
 
-void WorkQueue::Loop() {
+void WorkQueue::Loop(const std::string& name) {
+  SetCurrentThreadName(name);
   while (true) {
     absl::AnyInvocable<void() &&> task;
     {

@@ -17,8 +17,8 @@ namespace sidestream {
 
 class WorkQueue {
  public:
-  // Starts `threads` (>= 1) workers.
-  explicit WorkQueue(int threads);
+  // Starts `threads` (>= 1) workers, each named `name` (SetCurrentThreadName).
+  WorkQueue(int threads, std::string name);
   // Runs every task already submitted, then joins the workers.
   ~WorkQueue();
 
@@ -29,7 +29,7 @@ class WorkQueue {
   void Submit(absl::AnyInvocable<void() &&> task);
 
  private:
-  void Loop();
+  void Loop(const std::string& name);
 
   absl::Mutex mu_;
   std::deque<absl::AnyInvocable<void() &&>> tasks_ ABSL_GUARDED_BY(mu_);

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "server/common/logging.h"
+#include "server/common/thread_name.h"
 #include "server/security/tls_files.h"
 
 namespace sidestream {
@@ -354,7 +355,10 @@ class BeastHttpServer final : public HttpServer {
     address_ = FormatEndpoint(acceptor_.local_endpoint());
     Accept();
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
-      threads_.emplace_back([this] { ioc_.run(); });
+      threads_.emplace_back([this] {
+        SetCurrentThreadName("ss-http");
+        ioc_.run();
+      });
     }
     return absl::OkStatus();
   }

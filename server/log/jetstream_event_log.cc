@@ -63,6 +63,7 @@
 
 #include "server/common/logging.h"
 #include "server/common/stripe_ids.h"
+#include "server/common/thread_name.h"
 #include "server/common/work_queue.h"
 
 namespace sidestream {
@@ -167,7 +168,7 @@ absl::StatusOr<std::string> JetStreamSubject(absl::string_view prefix, const New
 class JetStreamEventLog::Impl {
  public:
   explicit Impl(const JetStreamEventLogOptions& options)
-      : options_(options), stream_(options.stream), completer_(1) {}
+      : options_(options), stream_(options.stream), completer_(1, "ss-js-complete") {}
   ~Impl();
 
   absl::Status Connect();
@@ -184,7 +185,10 @@ class JetStreamEventLog::Impl {
   // Stops the current follower and waits until its callbacks are over.
   void StopFollowing();
   void StartRefresher() {
-    refresher_ = std::thread([this] { RefreshLoop(); });
+    refresher_ = std::thread([this] {
+      SetCurrentThreadName("ss-js-refresh");
+      RefreshLoop();
+    });
   }
 
   void Append(NewEvent event, AppendCallback done);

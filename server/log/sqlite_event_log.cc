@@ -78,6 +78,7 @@
 #include <sys/file.h>
 
 #include "server/common/logging.h"
+#include "server/common/thread_name.h"
 
 namespace sidestream {
 namespace {
@@ -495,8 +496,14 @@ absl::StatusOr<std::unique_ptr<SqliteEventLog::Impl>> SqliteEventLog::Impl::Open
     impl->info_.backend = "sqlite";
   }
   impl->PublishCounters();
-  impl->writer_thread_ = std::thread([p = impl.get()] { p->WriterLoop(); });
-  impl->checkpoint_thread_ = std::thread([p = impl.get()] { p->CheckpointLoop(); });
+  impl->writer_thread_ = std::thread([p = impl.get()] {
+    SetCurrentThreadName("ss-log-writer");
+    p->WriterLoop();
+  });
+  impl->checkpoint_thread_ = std::thread([p = impl.get()] {
+    SetCurrentThreadName("ss-checkpoint");
+    p->CheckpointLoop();
+  });
   const LogInfo info = impl->Info();
   LOG_INFO("event log ", impl->db_path_, " opened in ", absl::FormatDuration(absl::Now() - start),
            ": epoch ", info.epoch, ", sequences ", info.first_sequence, "..", info.last_sequence,

@@ -6,6 +6,7 @@
 #include "google/protobuf/util/time_util.h"
 
 #include "server/common/logging.h"
+#include "server/common/thread_name.h"
 #include "server/common/time_proto.h"
 #include "server/rpc/wire.h"
 
@@ -348,7 +349,10 @@ v1::SubscriptionStats Subscription::Stats() const {
 }
 
 SubscriptionRegistry::SubscriptionRegistry(Clock* clock, absl::Duration tick)
-    : clock_(clock), tick_(tick), ticker_([this] { TickLoop(); }) {}
+    : clock_(clock), tick_(tick), ticker_([this] {
+        SetCurrentThreadName("ss-ticker");
+        TickLoop();
+      }) {}
 
 SubscriptionRegistry::~SubscriptionRegistry() {
   {
