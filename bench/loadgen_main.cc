@@ -28,6 +28,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +84,9 @@ ABSL_FLAG(std::vector<std::string>, sizes, {"3072"},
 ABSL_FLAG(int, subscribers, 0, "Subscribe streams (not stalled).");
 ABSL_FLAG(int, stalled, 0, "Additional Subscribe streams that stop reading.");
 ABSL_FLAG(std::string, filters, "mixed", "Filters of the streams: mixed or all.");
+ABSL_FLAG(uint32_t, max_batch_events, 0,
+          "ingest: the live streams' SubscribeRequest.max_batch_events (0: one event per "
+          "message; the C++ client asks for 256).");
 ABSL_FLAG(uint64_t, events, 5000, "fanout: events every stream receives.");
 ABSL_FLAG(bool, live, false,
           "fanout: open the streams before the burst (LATEST) instead of after it (OLDEST).");
@@ -310,14 +314,24 @@ std::string SubscribersJson(const SubscriberTotals& t, double seconds) {
 struct Usage {
   absl::Duration target_cpu;
   absl::Duration self_cpu;
+  std::map<std::string, absl::Duration> target_threads;  // by thread name
 };
 struct UsageMark {
   absl::Duration target;
   absl::Duration self;
+  std::map<std::string, absl::Duration> threads;
 };
-UsageMark Mark(pid_t pid) { return {ProcessCpuTime(pid), SelfCpuTime()}; }
+UsageMark Mark(pid_t pid) { return {ProcessCpuTime(pid), SelfCpuTime(), ThreadCpuTimes(pid)}; }
 Usage Between(const UsageMark& a, const UsageMark& b) {
-  return {b.target - a.target, b.self - a.self};
+  Usage usage{b.target - a.target, b.self - a.self, {}};
+  for (const auto& [name, cpu] : b.threads) {
+    auto before = a.threads.find(name);
+    const absl::Duration used =
+        cpu - (before == a.threads.end() ? absl::ZeroDuration() : before->second);
+    // Threads that exited in the window make a name's sum fall: not counted.
+    if (used > absl::ZeroDuration()) usage.target_threads[name] = used;
+  }
+  return usage;
 }
 
 // One HTTP load run with the server's CPU marked at the start and end of the
@@ -345,12 +359,19 @@ MeasuredLoad RunMeasuredHttpLoad(const HttpLoadOptions& options, pid_t pid) {
 std::string ServerJson(const Target& target, const Usage& usage, double seconds, uint64_t units,
                        int64_t rss_idle, int64_t rss_peak) {
   const double cpu = absl::ToDoubleSeconds(usage.target_cpu);
+  // Where the CPU went, by the server's thread names (ss-http, ss-log-writer,
+  // ss-checkpoint, ...; gRPC names its own), per unit like cpu_us_per_unit.
+  JsonObject by_thread;
+  for (const auto& [name, used] : usage.target_threads) {
+    by_thread.Double(name, units > 0 ? absl::ToDoubleSeconds(used) * 1e6 / units : 0);
+  }
   return JsonObject()
       .Int("pid", target.pid)
       .Double("ready_ms", target.ready_ms)
       .Double("cpu_s", cpu)
       .Double("cpu_cores", seconds > 0 ? cpu / seconds : 0)
       .Double("cpu_us_per_unit", units > 0 ? cpu * 1e6 / units : 0)
+      .Raw("cpu_us_per_unit_by_thread", by_thread.str())
       .Int("rss_idle_kib", rss_idle)
       .Int("rss_peak_kib", rss_peak)
       .Int("rss_end_kib", ProcessRssKib(target.pid))
@@ -423,11 +444,11 @@ absl::Status RunIngest(const Common& common, JsonObject* out) {
   const int live = absl::GetFlag(FLAGS_subscribers);
   const int stalled = absl::GetFlag(FLAGS_stalled);
   if (kind == "sidestream" && live + stalled > 0) {
-    subscribers =
-        std::make_unique<SubscriberSet>(target.grpc, kSubscribeMethod,
-                                        Specs(absl::GetFlag(FLAGS_filters), live, stalled,
-                                              v1::START_POSITION_LATEST, v1::START_POSITION_LATEST),
-                                        &send_times);
+    subscribers = std::make_unique<SubscriberSet>(
+        target.grpc, kSubscribeMethod,
+        Specs(absl::GetFlag(FLAGS_filters), live, stalled, v1::START_POSITION_LATEST,
+              v1::START_POSITION_LATEST, absl::GetFlag(FLAGS_max_batch_events)),
+        &send_times);
     if (!subscribers->WaitForFirstMessages(absl::Seconds(60))) {
       return absl::DeadlineExceededError("subscribers did not start within 60 s");
     }
@@ -473,6 +494,7 @@ absl::Status RunIngest(const Common& common, JsonObject* out) {
       before = now;
     }
     out->Raw("subscribers", SubscribersJson(subscribers->Totals(), seconds));
+    out->Uint("max_batch_events", absl::GetFlag(FLAGS_max_batch_events));
   }
   const Usage usage = Between(start_mark, stop_mark);
   out->Raw("server", ServerJson(target, usage, seconds, result.measured_ok, rss_idle, rss_peak));

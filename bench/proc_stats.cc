@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -17,8 +18,12 @@
 
 namespace sidestream::bench {
 
-absl::Duration ProcessCpuTime(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+namespace {
+
+// utime + stime from a /proc stat file (of a process or of one thread), or a
+// negative duration when it cannot be read.
+absl::Duration CpuTimeFromStat(const std::string& path) {
+  std::ifstream in(path);
   std::string line;
   if (!std::getline(in, line)) return absl::Seconds(-1);
   // The command name (field 2) is in parentheses and may contain spaces:
@@ -35,6 +40,27 @@ absl::Duration ProcessCpuTime(pid_t pid) {
   }
   const long ticks_per_second = sysconf(_SC_CLK_TCK);
   return absl::Seconds(static_cast<double>(utime + stime) / static_cast<double>(ticks_per_second));
+}
+
+}  // namespace
+
+absl::Duration ProcessCpuTime(pid_t pid) {
+  return CpuTimeFromStat(absl::StrCat("/proc/", pid, "/stat"));
+}
+
+std::map<std::string, absl::Duration> ThreadCpuTimes(pid_t pid) {
+  std::map<std::string, absl::Duration> by_name;
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    if (!std::getline(comm, name)) continue;  // exited meanwhile
+    const absl::Duration cpu = CpuTimeFromStat(entry.path() / "stat");
+    if (cpu < absl::ZeroDuration()) continue;
+    by_name[name] += cpu;
+  }
+  return by_name;
 }
 
 int64_t ProcessRssKib(pid_t pid) {

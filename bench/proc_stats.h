@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
@@ -19,6 +21,12 @@ namespace sidestream::bench {
 // Resolution is the kernel's clock tick (usually 10 ms): measure over
 // seconds, not milliseconds.
 absl::Duration ProcessCpuTime(pid_t pid);
+
+// The same per thread name (/proc/<pid>/task/*/comm; the server names its
+// threads, see server/common/thread_name.h), threads of one name summed.
+// A thread that has exited is no longer counted, so measure between two
+// calls while the threads of interest live.
+std::map<std::string, absl::Duration> ThreadCpuTimes(pid_t pid);
 
 // VmRSS of `pid` in KiB, or -1 when the process is gone.
 int64_t ProcessRssKib(pid_t pid);
