@@ -314,6 +314,40 @@ TEST_F(SqliteEventLogTest, RetentionTrimsOldestEventsBeyondMaxBytes) {
   EXPECT_EQ(UnpairedRawBodies(DbPath()), 0);
 }
 
+// Under a sustained burst the passive checkpoints never catch up, so the WAL
+// would not restart by itself; the writer restarts it once it holds
+// wal_restart_bytes. Here the checkpointer is never even asked (the WAL stays
+// under its 1 MiB threshold), so only the writer's restart keeps the file
+// this small, while 1,000 commits put several MB through it.
+TEST_F(SqliteEventLogTest, TheWriterRestartsTheWalSoItsFileStaysNearTheRestartSize) {
+  SqliteEventLogOptions options = Options();
+  options.wal_restart_bytes = 256 << 10;
+  auto log = OpenOrDie(options);
+  ASSERT_NE(log, nullptr);
+  const std::string wal = DbPath() + "-wal";
+  uintmax_t largest = 0;
+  constexpr int kEvents = 1000;
+  for (int i = 1; i <= kEvents; ++i) {
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i), 2000, 2000)).ok());
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(wal, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    largest = std::max(largest, size);
+  }
+  // The restart size, plus the commit that crossed it.
+  EXPECT_LE(largest, (256u << 10) + (64u << 10));
+  ReadOptions read;
+  read.max_events = kEvents;
+  absl::StatusOr<std::vector<EventRecordPtr>> all = log->ReadAfter(0, read);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), static_cast<size_t>(kEvents));
+  EXPECT_EQ(all->back()->sequence, static_cast<uint64_t>(kEvents));
+  log.reset();
+  auto reopened = OpenOrDie(options);
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->Info().event_count, static_cast<uint64_t>(kEvents));
+}
+
 TEST_F(SqliteEventLogTest, BackgroundMaintenanceAppliesRetentionWithoutTrimNow) {
   SqliteEventLogOptions options = Options();
   options.max_bytes = 150;
@@ -468,6 +502,11 @@ TEST_F(SqliteEventLogTest, OpenRejectsInvalidOptions) {
   options = Options();
   options.max_batch = 0;
   EXPECT_EQ(SqliteEventLog::Open(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options = Options();
+  options.wal_restart_bytes = 4096;
+  log = SqliteEventLog::Open(options);
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(log.status().message(), HasSubstr("wal_restart_bytes must be at least 65536"));
 }
 
 TEST_F(SqliteEventLogTest, OpenFailsClearlyWhenTheDirectoryCannotBeCreated) {
