@@ -319,17 +319,18 @@ struct Usage {
 struct UsageMark {
   absl::Duration target;
   absl::Duration self;
-  std::map<std::string, absl::Duration> threads;
+  std::map<pid_t, ThreadCpu> threads;
 };
 UsageMark Mark(pid_t pid) { return {ProcessCpuTime(pid), SelfCpuTime(), ThreadCpuTimes(pid)}; }
 Usage Between(const UsageMark& a, const UsageMark& b) {
   Usage usage{b.target - a.target, b.self - a.self, {}};
-  for (const auto& [name, cpu] : b.threads) {
-    auto before = a.threads.find(name);
+  // By thread id, then summed by name: a thread that started in the window
+  // counts from zero; one that ended in it is not counted.
+  for (const auto& [tid, thread] : b.threads) {
+    auto before = a.threads.find(tid);
     const absl::Duration used =
-        cpu - (before == a.threads.end() ? absl::ZeroDuration() : before->second);
-    // Threads that exited in the window make a name's sum fall: not counted.
-    if (used > absl::ZeroDuration()) usage.target_threads[name] = used;
+        thread.cpu - (before == a.threads.end() ? absl::ZeroDuration() : before->second.cpu);
+    if (used > absl::ZeroDuration()) usage.target_threads[thread.name] += used;
   }
   return usage;
 }

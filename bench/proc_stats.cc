@@ -48,19 +48,21 @@ absl::Duration ProcessCpuTime(pid_t pid) {
   return CpuTimeFromStat(absl::StrCat("/proc/", pid, "/stat"));
 }
 
-std::map<std::string, absl::Duration> ThreadCpuTimes(pid_t pid) {
-  std::map<std::string, absl::Duration> by_name;
+std::map<pid_t, ThreadCpu> ThreadCpuTimes(pid_t pid) {
+  std::map<pid_t, ThreadCpu> threads;
   const std::string tasks = absl::StrCat("/proc/", pid, "/task");
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(tasks, ec)) {
+    pid_t tid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &tid)) continue;
     std::ifstream comm(entry.path() / "comm");
     std::string name;
     if (!std::getline(comm, name)) continue;  // exited meanwhile
     const absl::Duration cpu = CpuTimeFromStat(entry.path() / "stat");
     if (cpu < absl::ZeroDuration()) continue;
-    by_name[name] += cpu;
+    threads[tid] = {std::move(name), cpu};
   }
-  return by_name;
+  return threads;
 }
 
 int64_t ProcessRssKib(pid_t pid) {

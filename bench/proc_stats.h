@@ -22,11 +22,15 @@ namespace sidestream::bench {
 // seconds, not milliseconds.
 absl::Duration ProcessCpuTime(pid_t pid);
 
-// The same per thread name (/proc/<pid>/task/*/comm; the server names its
-// threads, see server/common/thread_name.h), threads of one name summed.
-// A thread that has exited is no longer counted, so measure between two
-// calls while the threads of interest live.
-std::map<std::string, absl::Duration> ThreadCpuTimes(pid_t pid);
+// The same for each live thread of `pid` (/proc/<pid>/task/*), by thread id,
+// with its name (comm; the server names its threads, see
+// server/common/thread_name.h). A thread that has exited is gone from it, so
+// a window's per-thread figures leave out threads that ended within it.
+struct ThreadCpu {
+  std::string name;
+  absl::Duration cpu;
+};
+std::map<pid_t, ThreadCpu> ThreadCpuTimes(pid_t pid);
 
 // VmRSS of `pid` in KiB, or -1 when the process is gone.
 int64_t ProcessRssKib(pid_t pid);

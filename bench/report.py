@@ -487,8 +487,10 @@ def cpu_by_thread(runs, labels):
          "Server CPU time per acknowledged webhook, split by thread (`/proc/PID/task/*`, 10 ms "
          "ticks): `ss-http` receives, verifies, decodes and answers; `ss-log-writer` commits "
          "(SQLite, the WAL's `fdatasync`); `ss-checkpoint` copies the WAL into the database "
-         "file; `ss-pump` and `ss-reader` build and send subscribers' messages; the other names "
-         "are gRPC's own threads. At a fixed rate each commit carries about one webhook, so the "
+         "file; `ss-pump` builds and sends subscribers' messages; `ss-reader` reads the log for "
+         "subscribers that are behind; the other names are gRPC's own threads. The total is the "
+         "whole process's CPU, so threads that ended within the run count in it and not in the "
+         "columns. At a fixed rate each commit carries about one webhook, so the "
          "per-commit work (and, in a VM, the cost of each I/O submitted to the virtual disk: see "
          "the fsync loop's CPU above) falls on every webhook.\n",
          "| run | " + " | ".join(f"`{n}`" for n in names) + " | total |",

@@ -334,8 +334,10 @@ TEST_F(SqliteEventLogTest, TheWriterRestartsTheWalSoItsFileStaysNearTheRestartSi
     ASSERT_FALSE(ec) << ec.message();
     largest = std::max(largest, size);
   }
-  // The restart size, plus the commit that crossed it.
-  EXPECT_LE(largest, (256u << 10) + (64u << 10));
+  // The restart size, plus the commit that crossed it (about 20 KB here)
+  // and the frame headers; never the megabytes a WAL without restarts
+  // reaches (about 36 MB for these commits).
+  EXPECT_LE(largest, (256u << 10) + (128u << 10));
   ReadOptions read;
   read.max_events = kEvents;
   absl::StatusOr<std::vector<EventRecordPtr>> all = log->ReadAfter(0, read);
