@@ -350,6 +350,45 @@ TEST_F(SqliteEventLogTest, TheWriterRestartsTheWalSoItsFileStaysNearTheRestartSi
   EXPECT_EQ(reopened->Info().event_count, static_cast<uint64_t>(kEvents));
 }
 
+// A reader on an old snapshot keeps the WAL from restarting: commits go on
+// (the restart gives up after a short wait and is retried later, less
+// often), and once the reader is gone a retry restarts the WAL and cuts its
+// file back to 1.25 times the restart size.
+TEST_F(SqliteEventLogTest, AReaderOnAnOldSnapshotDelaysTheWalRestartButNotTheCommits) {
+  SqliteEventLogOptions options = Options();
+  options.wal_restart_bytes = 256 << 10;
+  auto log = OpenOrDie(options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(AppendAndWait(*log, Event("evt_first", 2000, 2000)).ok());
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(DbPath().c_str(), &reader, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT COUNT(*) FROM events;", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  const std::string wal = DbPath() + "-wal";
+  auto wal_size = [&wal] {
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(wal, ec);
+    return ec ? uintmax_t{0} : size;
+  };
+  int next = 0;
+  for (; next < 300; ++next) {
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", next), 2000, 2000)).ok());
+  }
+  // Pinned by the reader: far past the restart size.
+  EXPECT_GT(wal_size(), 1u << 20);
+  ASSERT_EQ(sqlite3_exec(reader, "COMMIT;", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(reader);
+  // The retry comes within a few seconds (0.25 s, doubling while the reader
+  // stayed); commits until then keep going.
+  const uintmax_t bound = (256u << 10) / 4 * 5 + (128u << 10);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (wal_size() > bound && absl::Now() < deadline) {
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", next++), 2000, 2000)).ok());
+  }
+  EXPECT_LE(wal_size(), bound);
+  EXPECT_EQ(log->Info().event_count, static_cast<uint64_t>(next) + 1);
+}
+
 TEST_F(SqliteEventLogTest, BackgroundMaintenanceAppliesRetentionWithoutTrimNow) {
   SqliteEventLogOptions options = Options();
   options.max_bytes = 150;
