@@ -19,24 +19,24 @@ std::string CurrentThreadName() {
   return name;
 }
 
-TEST(ThreadNameTest, NamesTheCallingThread) {
+// The name a new thread reads back after setting `name` on itself.
+std::string NameReadBackAfterSetting(const std::string& name) {
   std::string seen;
-  std::thread t([&seen] {
-    SetCurrentThreadName("ss-log-writer");
+  std::thread t([&] {
+    SetCurrentThreadName(name);
     seen = CurrentThreadName();
   });
   t.join();
-  EXPECT_EQ(seen, "ss-log-writer");
+  return seen;
+}
+
+TEST(ThreadNameTest, NamesTheCallingThread) {
+  EXPECT_EQ(NameReadBackAfterSetting("ss-log-writer"), "ss-log-writer");
 }
 
 TEST(ThreadNameTest, CutsANameLongerThanLinuxKeeps) {
-  std::string seen;
-  std::thread t([&seen] {
-    SetCurrentThreadName("ss-a-name-longer-than-fifteen-bytes");
-    seen = CurrentThreadName();
-  });
-  t.join();
-  EXPECT_EQ(seen, "ss-a-name-longe");  // the first 15 bytes
+  // The first 15 bytes.
+  EXPECT_EQ(NameReadBackAfterSetting("ss-a-name-longer-than-fifteen-bytes"), "ss-a-name-longe");
 }
 
 TEST(ThreadNameTest, WorkQueueThreadsCarryTheQueuesName) {
