@@ -1098,7 +1098,7 @@ void SqliteEventLog::Impl::AfterWrite() {
 // already has. Run by the checkpointer, it would need the write lock, which
 // the writer of a burst frees only between batches: SQLite's busy handler
 // polls for it and, measured flat out at 16 connections, the WAL grew to
-// 150-240 MiB before a truncation got through, every commit's fdatasync then
+// 146-244 MiB before a truncation got through, every commit's fdatasync then
 // extending the file. The writer runs it between its batches instead (the
 // acknowledgements of the last batch are already sent). Under 1,000
 // webhooks/s the passes catch up and the WAL restarts on its own, long before
