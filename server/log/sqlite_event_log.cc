@@ -33,7 +33,9 @@
 // Threads and connections (each connection is used by one thread at a time):
 //   - the writer thread owns the read-write connection: group commit of
 //     appends (one transaction and one fsync per batch) and retention in
-//     chunks of kTrimChunkRows rows, interleaved with batches;
+//     chunks of kTrimChunkRows rows, interleaved with batches. Its WAL
+//     writes are gathered (wal_write_buffer.h), so a commit's frames reach
+//     the file in one write instead of two per frame;
 //   - the checkpointer thread owns a second read-write connection and runs
 //     passive WAL checkpoints concurrently with commits (wal_autocheckpoint
 //     is off on the writer: an inline checkpoint multiplies the commit
@@ -81,6 +83,7 @@
 
 #include "server/common/logging.h"
 #include "server/common/thread_name.h"
+#include "server/log/wal_write_buffer.h"
 
 namespace sidestream {
 namespace {
@@ -597,9 +600,11 @@ absl::Status SqliteEventLog::Impl::OpenFailure(int rc, absl::string_view what) c
 
 absl::Status SqliteEventLog::Impl::OpenWriter() {
   sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(db_path_.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  // Through the VFS that gathers each commit's WAL frames into one write
+  // (server/log/wal_write_buffer.h); the default VFS if it is missing.
+  int rc = sqlite3_open_v2(db_path_.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           WalWriteBufferVfsName());
   writer_db_.reset(raw);  // closed even when the open failed
   if (rc != SQLITE_OK) return OpenFailure(rc, "open");
   sqlite3* db = writer_db_.get();
