@@ -380,10 +380,13 @@ std::string ServerJson(const Target& target, const Usage& usage, double seconds,
 }
 
 // The log's group-commit counters (Admin.GetStats), to report how many
-// webhooks each fsync carried. Zero when the target is not Sidestream.
+// webhooks each fsync carried, and its WAL maintenance. Zero when the target
+// is not Sidestream.
 struct CommitMark {
   uint64_t commits = 0;
   uint64_t appends = 0;
+  uint64_t wal_checkpoints = 0;
+  uint64_t wal_restarts = 0;
 };
 CommitMark Commits(const Target& target) {
   CommitMark mark;
@@ -396,6 +399,8 @@ CommitMark Commits(const Target& target) {
   if (stub->GetStats(&context, v1::GetStatsRequest(), &stats).ok()) {
     mark.commits = stats.log().commits();
     mark.appends = stats.log().committed_appends();
+    mark.wal_checkpoints = stats.log().wal_checkpoints();
+    mark.wal_restarts = stats.log().wal_restarts();
   }
   return mark;
 }
@@ -406,6 +411,8 @@ std::string CommitsJson(const CommitMark& a, const CommitMark& b, double seconds
       .Uint("commits", commits)
       .Double("commits_per_s", seconds > 0 ? commits / seconds : 0)
       .Double("appends_per_commit", commits > 0 ? static_cast<double>(appends) / commits : 0)
+      .Uint("wal_checkpoints", b.wal_checkpoints - a.wal_checkpoints)
+      .Uint("wal_restarts", b.wal_restarts - a.wal_restarts)
       .str();
 }
 

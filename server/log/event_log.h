@@ -60,6 +60,11 @@ struct LogInfo {
   // included): their ratio is the average batch size.
   uint64_t commits = 0;
   uint64_t committed_appends = 0;
+  // The embedded log's WAL maintenance since the log was opened: passive
+  // checkpoints (copies of new WAL frames into the database file) and
+  // restarts of the WAL from its start. 0 for other backends.
+  uint64_t wal_checkpoints = 0;
+  uint64_t wal_restarts = 0;
 };
 
 struct ReadOptions {

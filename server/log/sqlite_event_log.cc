@@ -39,8 +39,9 @@
 //   - the checkpointer thread owns a second read-write connection and runs
 //     passive WAL checkpoints concurrently with commits (wal_autocheckpoint
 //     is off on the writer: an inline checkpoint multiplies the commit
-//     latency); only when a burst lets the WAL reach wal_restart_bytes does
-//     the writer restart it itself, between two batches (RestartWal);
+//     latency), one per kCheckpointWalBytes of new frames; once the WAL
+//     reaches wal_restart_bytes the writer restarts it itself, between two
+//     batches (RestartWal);
 //   - readers borrow read-only connections from a small pool; WAL lets them
 //     read a consistent snapshot while the writer commits.
 //
@@ -99,17 +100,21 @@ constexpr int kBusyTimeoutMs = 10000;
 constexpr int64_t kTrimChunkRows = 5000;
 constexpr size_t kMaxIdleReaders = 8;
 constexpr uint64_t kFullCheckMaxBytes = 64ull << 20;
-// The writer asks for a checkpoint once the WAL holds this many bytes of
-// frames (256 pages of 4 KiB). Small and frequent checkpoints catch up with
-// the writer, so the WAL restarts from its beginning and is overwritten in
-// place: its size stays put (fdatasync has no inode to write), and each
-// checkpoint's fsync of the database file is small, so the commit fsyncs
-// queued behind it on the same disk wait little. At 16 MiB between
-// checkpoints the WAL never caught up under a steady 1,000 webhooks/s and
-// its truncation held the write lock for tens of milliseconds; at 1,000
-// frames (SQLite's own automatic threshold) the p99 acknowledgement at
-// 1,000/s was 3.7-4.2 ms against 2.0-2.8 ms at 250 frames, for about 8% more
-// CPU per webhook at that rate (docs/performance.md).
+// The writer asks for a passive checkpoint each time this many bytes of new
+// frames (256 pages of 4 KiB) have reached the WAL since it last asked. Each
+// pass copies the newest version of every page those frames hold and syncs
+// the WAL and the database file. Until 2026-11-27 the writer asked after
+// every commit once the WAL held this much: under a steady 1,000 webhooks/s
+// the checkpointer then ran back to back, each pass copying a commit or two
+// for two fdatasyncs (96-226 us of CPU per webhook against 31-39 us now,
+// the ack p99 no worse; flat out 1.10-1.20x webhooks/s; docs/performance.md).
+// A pass per 1 MiB rarely ends with the WAL fully copied while commits
+// land, so under steady load the WAL grows to wal_restart_bytes and the
+// writer restarts it (RestartWal). At 16 MiB per pass the WAL's truncation
+// used to hold the write lock for tens of milliseconds (before RestartWal);
+// at 1,000 frames (SQLite's own automatic threshold, asked after every
+// commit) the p99 acknowledgement at 1,000/s was 3.7-4.2 ms against 2.0-2.8
+// ms at 250 frames.
 constexpr uint64_t kCheckpointWalBytes = 1ull << 20;
 // The least SqliteEventLogOptions::wal_restart_bytes (a few commits' frames).
 constexpr uint64_t kMinWalRestartBytes = 64 << 10;
@@ -458,6 +463,8 @@ class SqliteEventLog::Impl {
   bool writable_ = true;
   // Frames in the WAL after the last commit (sqlite3_wal_hook).
   int wal_frames_ = 0;
+  // wal_frames_ when the writer last asked for a checkpoint.
+  int checkpoint_asked_at_frames_ = 0;
   std::thread writer_thread_;
 
   mutable absl::Mutex queue_mu_;
@@ -1092,7 +1099,13 @@ void SqliteEventLog::Impl::AfterWrite() {
   const uint64_t wal_bytes = static_cast<uint64_t>(wal_frames_) * page_size_;
   if (wal_bytes >= options_.wal_restart_bytes && absl::Now() >= next_restart_) {
     RestartWal();
-  } else if (wal_bytes >= kCheckpointWalBytes) {
+    return;
+  }
+  if (wal_frames_ < checkpoint_asked_at_frames_) checkpoint_asked_at_frames_ = 0;  // restarted
+  const uint64_t new_bytes =
+      static_cast<uint64_t>(wal_frames_ - checkpoint_asked_at_frames_) * page_size_;
+  if (new_bytes >= kCheckpointWalBytes) {
+    checkpoint_asked_at_frames_ = wal_frames_;
     RequestCheckpoint();
   }
 }
@@ -1105,9 +1118,9 @@ void SqliteEventLog::Impl::AfterWrite() {
 // polls for it and, measured flat out at 16 connections, the WAL grew to
 // 146-244 MiB before a truncation got through, every commit's fdatasync then
 // extending the file. The writer runs it between its batches instead (the
-// acknowledgements of the last batch are already sent). Under 1,000
-// webhooks/s the passes catch up and the WAL restarts on its own, long before
-// this size.
+// acknowledgements of the last batch are already sent). Passive passes run
+// once per kCheckpointWalBytes of new frames, so under steady load too the
+// WAL is restarted here (at 1,000 webhooks/s about every 4 s).
 void SqliteEventLog::Impl::RestartWal() {
   sqlite3* db = writer_db_.get();
   int rc;
@@ -1118,6 +1131,10 @@ void SqliteEventLog::Impl::RestartWal() {
     sqlite3_busy_timeout(db, kBusyTimeoutMs);
   }
   if (rc == SQLITE_OK) {
+    {
+      absl::MutexLock lock(&info_mu_);
+      ++info_.wal_restarts;
+    }
     wal_frames_ = 0;  // the hook reports the restarted WAL at the next commit
     next_restart_ = absl::InfinitePast();
     restart_retry_ = kRestartRetry;
@@ -1339,6 +1356,10 @@ void SqliteEventLog::Impl::CheckpointLoop() {
 void SqliteEventLog::Impl::Checkpoint(sqlite3* db, bool truncate) {
   absl::MutexLock run(&checkpoint_run_mu_);
   int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  if (rc == SQLITE_OK) {
+    absl::MutexLock lock(&info_mu_);
+    ++info_.wal_checkpoints;
+  }
   if (rc == SQLITE_OK && truncate) {
     rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   }

@@ -43,8 +43,8 @@ struct SqliteEventLogOptions {
   // Once the WAL holds this many bytes of pages the writer restarts it
   // (copies the rest into the database, then writes the WAL from its start)
   // between two batches; a WAL file larger than 1.25 times this is cut back
-  // when restarted. So this bounds the WAL's disk use under a sustained
-  // burst. At least 64 KiB; default 64 MiB.
+  // when restarted. So this bounds the WAL's disk use under sustained load
+  // (and is about what it uses then). At least 64 KiB; default 64 MiB.
   uint64_t wal_restart_bytes = 64ull << 20;
   // Source of receive-time comparisons for retention. Not owned.
   Clock* clock = Clock::Real();

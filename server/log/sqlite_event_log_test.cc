@@ -347,10 +347,29 @@ TEST_F(SqliteEventLogTest, TheWriterRestartsTheWalSoItsFileStaysNearTheRestartSi
   ASSERT_TRUE(all.ok()) << all.status();
   ASSERT_EQ(all->size(), static_cast<size_t>(kEvents));
   EXPECT_EQ(all->back()->sequence, static_cast<uint64_t>(kEvents));
+  EXPECT_GE(log->Info().wal_restarts, 100u);  // ~36 MB of frames, one per 256 KiB
   log.reset();
   auto reopened = OpenOrDie(options);
   ASSERT_NE(reopened, nullptr);
   EXPECT_EQ(reopened->Info().event_count, static_cast<uint64_t>(kEvents));
+}
+
+// The checkpointer copies the WAL once per 1 MiB of new frames, not after
+// every commit: these commits write about 36 KB of frames each, so 600 of
+// them call for about 21 passes (a pass per commit, once the WAL held 1 MiB,
+// ran the checkpointer back to back at a steady rate).
+TEST_F(SqliteEventLogTest, TheCheckpointerCopiesOncePerMebibyteOfNewWalFrames) {
+  auto log = OpenOrDie(Options());
+  ASSERT_NE(log, nullptr);
+  constexpr int kEvents = 600;
+  for (int i = 1; i <= kEvents; ++i) {
+    ASSERT_TRUE(AppendAndWait(*log, Event(absl::StrCat("evt_", i), 2000, 2000)).ok());
+  }
+  const LogInfo info = log->Info();
+  EXPECT_EQ(info.commits, static_cast<uint64_t>(kEvents));
+  EXPECT_GE(info.wal_checkpoints, 10u);
+  EXPECT_LE(info.wal_checkpoints, 30u);
+  EXPECT_EQ(info.wal_restarts, 0u);  // 21 MB stays under the 64 MiB restart size
 }
 
 // A reader on an old snapshot keeps the WAL from restarting: commits go on

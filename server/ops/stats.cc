@@ -96,6 +96,8 @@ v1::GetStatsResponse CollectStats(const StatsSources& sources) {
   log->set_last_error(info.last_error);
   log->set_commits(info.commits);
   log->set_committed_appends(info.committed_appends);
+  log->set_wal_checkpoints(info.wal_checkpoints);
+  log->set_wal_restarts(info.wal_restarts);
   for (v1::SubscriptionStats& s : sources.registry->Stats()) {
     *response.add_subscriptions() = std::move(s);
   }
@@ -173,6 +175,12 @@ std::string RenderPrometheus(const v1::GetStatsResponse& stats) {
           "Appends carried by group commits (duplicates included); divided by "
           "sidestream_log_commits_total, the average batch size.",
           log.committed_appends());
+  Counter(out, "sidestream_log_wal_checkpoints_total",
+          "Passive WAL checkpoints of the embedded log (one per 1 MiB of new WAL frames).",
+          log.wal_checkpoints());
+  Counter(out, "sidestream_log_wal_restarts_total",
+          "Restarts of the embedded log's WAL from its start (each time it reaches 64 MiB).",
+          log.wal_restarts());
 
   // Delivery.
   const v1::DeliveryStats& delivery = stats.delivery();
