@@ -61,8 +61,10 @@ struct LogInfo {
   uint64_t commits = 0;
   uint64_t committed_appends = 0;
   // The embedded log's WAL maintenance since the log was opened: passive
-  // checkpoints (copies of new WAL frames into the database file) and
-  // restarts of the WAL from its start. 0 for other backends.
+  // checkpoint passes (each copies the WAL's new frames into the database
+  // file), and restarts of the WAL from its start run by the writer (a
+  // RESTART checkpoint once the WAL holds wal_restart_bytes; SQLite may also
+  // restart a fully copied WAL on its own, not counted). 0 for other backends.
   uint64_t wal_checkpoints = 0;
   uint64_t wal_restarts = 0;
 };

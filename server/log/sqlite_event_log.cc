@@ -640,6 +640,8 @@ absl::Status SqliteEventLog::Impl::OpenWriter() {
   // and the batch that crossed it) keeps its blocks and is overwritten.
   const std::string size_limit =
       absl::StrCat("PRAGMA journal_size_limit=", options_.wal_restart_bytes / 4 * 5);
+  // synchronous=FULL also keeps the WAL write buffer safe: each commit
+  // syncs, so sends, its frames before they become visible.
   for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA wal_autocheckpoint=0",
                              "PRAGMA foreign_keys=OFF", size_limit.c_str()}) {
     if (absl::Status status = Query(db, pragma); !status.ok()) return status;

@@ -367,7 +367,7 @@ TEST_F(SqliteEventLogTest, TheCheckpointerCopiesOncePerMebibyteOfNewWalFrames) {
   }
   const LogInfo info = log->Info();
   EXPECT_EQ(info.commits, static_cast<uint64_t>(kEvents));
-  EXPECT_GE(info.wal_checkpoints, 10u);
+  EXPECT_GE(info.wal_checkpoints, 5u);  // fewer only if requests merged (a slow pass)
   EXPECT_LE(info.wal_checkpoints, 30u);
   EXPECT_EQ(info.wal_restarts, 0u);  // 21 MB stays under the 64 MiB restart size
 }

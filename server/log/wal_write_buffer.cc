@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <new>
 #include <string>
 
 #include <sqlite3.h>
@@ -40,24 +41,44 @@ const sqlite3_io_methods* M(sqlite3_file* f) { return Real(f)->pMethods; }
 // The most bytes passed to the default VFS in one write. SQLite itself never
 // writes more than a page and a frame header at once, and the unix VFS
 // relies on it: it masks each write's length with 0x1ffff, so a longer write
-// fails as "disk full". 31 pages keeps each piece whole pages.
+// fails as "disk full".
 constexpr int kMaxSendBytes = 31 * 4096;
 
-// Writes the gathered run, if any, to the file. The run is dropped either
-// way: after an error SQLite abandons the transaction that wrote it.
+// Writes the gathered run, if any, to the file. What could not be written
+// stays gathered, so every later operation tries again and fails while it
+// cannot: SQLite was told those writes succeeded, and a statement that fails
+// (say, a read that had to send first) does not always end the transaction,
+// so nothing may be dropped before it reaches the file.
 int SendRun(sqlite3_file* f) {
   Run* run = AsFile(f)->run;
   if (run == nullptr || run->bytes.empty()) return SQLITE_OK;
   int rc = SQLITE_OK;
-  for (size_t sent = 0; sent < run->bytes.size() && rc == SQLITE_OK;) {
+  size_t sent = 0;
+  while (sent < run->bytes.size()) {
     const int n = static_cast<int>(std::min<size_t>(run->bytes.size() - sent, kMaxSendBytes));
     writes_sent.fetch_add(1, std::memory_order_relaxed);
     rc = M(f)->xWrite(Real(f), run->bytes.data() + sent, n,
                       run->offset + static_cast<sqlite3_int64>(sent));
+    if (rc != SQLITE_OK) break;
     sent += static_cast<size_t>(n);
   }
-  run->bytes.clear();
+  run->bytes.erase(0, sent);
+  run->offset += static_cast<sqlite3_int64>(sent);
   return rc;
+}
+
+// Adds bytes to the run; SQLite's C frames must not see an exception.
+int Gather(Run* run, const void* buf, int n, bool start) {
+  try {
+    if (start) {
+      run->bytes.assign(static_cast<const char*>(buf), static_cast<size_t>(n));
+    } else {
+      run->bytes.append(static_cast<const char*>(buf), static_cast<size_t>(n));
+    }
+  } catch (const std::bad_alloc&) {
+    return SQLITE_IOERR_NOMEM;
+  }
+  return SQLITE_OK;
 }
 
 int Write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 offset) {
@@ -66,8 +87,7 @@ int Write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 offset) {
   writes_made.fetch_add(1, std::memory_order_relaxed);
   const auto gathered = static_cast<sqlite3_int64>(run->bytes.size());
   if (gathered > 0 && offset == run->offset + gathered && gathered + n <= kWalWriteBufferMaxBytes) {
-    run->bytes.append(static_cast<const char*>(buf), static_cast<size_t>(n));
-    return SQLITE_OK;
+    return Gather(run, buf, n, /*start=*/false);
   }
   if (const int rc = SendRun(f); rc != SQLITE_OK) return rc;
   if (n > kMaxSendBytes) {
@@ -75,12 +95,12 @@ int Write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 offset) {
     return M(f)->xWrite(Real(f), buf, n, offset);
   }
   run->offset = offset;
-  run->bytes.assign(static_cast<const char*>(buf), static_cast<size_t>(n));
-  return SQLITE_OK;
+  return Gather(run, buf, n, /*start=*/true);
 }
 
 // Everything that reads, sizes, syncs or changes the file sees the gathered
-// writes first.
+// writes first. What a close cannot send was never synced, so never part of
+// a commit.
 int Close(sqlite3_file* f) {
   const int send_rc = SendRun(f);
   const int rc = M(f)->xClose(Real(f));
@@ -170,7 +190,12 @@ int Open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* o
   file->run = nullptr;
   const int rc = base_vfs->xOpen(base_vfs, name, file->real, flags, out_flags);
   if (rc == SQLITE_OK && file->real->pMethods != nullptr) {
-    if ((flags & SQLITE_OPEN_WAL) != 0) file->run = new Run();
+    // Without powersafe overwrite SQLite pads a commit's last frame after
+    // its sync, and that tail must not wait in memory: such a WAL is passed
+    // through, as is one whose run cannot be allocated.
+    const bool powersafe = (file->real->pMethods->xDeviceCharacteristics(file->real) &
+                            SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
+    if ((flags & SQLITE_OPEN_WAL) != 0 && powersafe) file->run = new (std::nothrow) Run();
     file->header.pMethods = &kMethods;
   } else if (file->real->pMethods != nullptr) {
     // A failed open that still needs closing (SQLite's contract).

@@ -10,6 +10,12 @@
 // 1,000 webhooks/s, about 14 calls per commit. Gathered, a commit's frames
 // are one call.
 //
+// What it needs: the connection uses synchronous=FULL (or EXTRA), so that
+// every commit syncs the WAL. With NORMAL or OFF a commit's frames would
+// become visible to other connections while still in memory. The event log's
+// writer sets FULL (SqliteEventLog::Impl::OpenWriter). A WAL file without
+// powersafe overwrite (the unix VFS's default has it) is not buffered.
+//
 // Why it is safe. Nothing that SQLite can observe changes order:
 //   - a write that does not continue the gathered run sends the run first,
 //     so the file sees the writes in the order SQLite made them;
@@ -23,8 +29,10 @@
 //     else before its commit.
 // A crash loses only writes that had not been synced, which SQLite already
 // treats as lost (the WAL's checksums end the log at the last good commit).
-// An error sending the run is returned by the operation that sent it, so a
-// commit whose frames could not be written fails and rolls back.
+// An error sending the run is returned by the operation that sent it, and
+// what was not sent stays gathered, so every later operation (the commit's
+// sync among them) fails until it is written: a commit whose frames could
+// not be written fails and rolls back.
 //
 // Only WAL files opened through this VFS are buffered; the database file, its
 // -shm and everything else go to the default VFS unchanged.

@@ -3,9 +3,12 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include <sqlite3.h>
@@ -136,6 +139,9 @@ TEST_F(WalWriteBufferTest, ATransactionLargerThanItsCacheReadsBackWhatItSpilled)
   ASSERT_EQ(Exec(writer_, "BEGIN"), SQLITE_OK);
   ASSERT_EQ(InsertRows(writer_, 0, 300), SQLITE_OK);
   EXPECT_GT(ReadWalWriteBufferCounters().sends, before.sends);  // it did spill
+  sqlite3* other = Open(nullptr);                               // sees none of the open transaction
+  EXPECT_EQ(Rows(other), 0);
+  sqlite3_close(other);
   EXPECT_EQ(Rows(writer_), 300);
   EXPECT_EQ(WrongBodies(writer_), 0);
   ASSERT_EQ(Exec(writer_, "UPDATE t SET body = body WHERE id % 7 = 0"), SQLITE_OK);
@@ -153,8 +159,9 @@ TEST_F(WalWriteBufferTest, AWriteThatFailsFailsTheCommitAndLeavesNoTrace) {
   const std::string wal = path_ + "-wal";
   const auto wal_size = static_cast<rlim_t>(std::filesystem::file_size(wal));
 
-  // Files may not grow past the WAL's size plus 64 KiB: the transaction's
-  // frames (~400 KB) are gathered, then fail to reach the file at COMMIT.
+  // Files may not grow past the WAL's size plus 64 KiB. The transaction's
+  // pages stay in the pager's cache until COMMIT writes them as frames
+  // (~400 KB, gathered), and sending them at the commit's sync fails.
   struct rlimit old_limit {};
   ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
   struct rlimit limit = old_limit;
@@ -168,7 +175,7 @@ TEST_F(WalWriteBufferTest, AWriteThatFailsFailsTheCommitAndLeavesNoTrace) {
   signal(SIGXFSZ, old_handler);
 
   EXPECT_EQ(begin_rc, SQLITE_OK);
-  EXPECT_EQ(insert_rc, SQLITE_OK);  // gathered in memory, not yet written
+  EXPECT_EQ(insert_rc, SQLITE_OK);  // in the cache, not yet written
   EXPECT_NE(commit_rc, SQLITE_OK);
   if (sqlite3_get_autocommit(writer_) == 0) Exec(writer_, "ROLLBACK");
 
@@ -184,6 +191,47 @@ TEST_F(WalWriteBufferTest, AWriteThatFailsFailsTheCommitAndLeavesNoTrace) {
   EXPECT_EQ(WrongBodies(reader), 0);
   EXPECT_EQ(IntegrityCheck(reader), "ok");
   sqlite3_close(reader);
+}
+
+// Through the VFS's own interface: bytes that could not be sent stay
+// gathered, so a later sync sends them (SQLite was told they were written).
+TEST_F(WalWriteBufferTest, BytesThatFailToReachTheFileAreSentByTheNextAttempt) {
+  sqlite3_vfs* vfs = sqlite3_vfs_find(WalWriteBufferVfsName());
+  ASSERT_NE(vfs, nullptr);
+  const std::string db = (std::filesystem::path(dir_) / "direct.db").string();
+  { std::ofstream touch(db); }  // the unix VFS takes a WAL's mode from its database
+  std::string wal = db + "-wal";
+  wal.append(4, '\0');  // a filename as SQLite passes it: URI parameters follow
+  std::vector<std::max_align_t> storage(
+      static_cast<size_t>(vfs->szOsFile) / sizeof(std::max_align_t) + 1);
+  auto* file = reinterpret_cast<sqlite3_file*>(storage.data());
+  ASSERT_EQ(vfs->xOpen(vfs, wal.c_str(), file,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_WAL, nullptr),
+            SQLITE_OK);
+  const std::string a(4096, 'a'), b(4096, 'b');
+  ASSERT_EQ(file->pMethods->xWrite(file, a.data(), 4096, 0), SQLITE_OK);
+  ASSERT_EQ(file->pMethods->xWrite(file, b.data(), 4096, 4096), SQLITE_OK);
+  EXPECT_EQ(std::filesystem::file_size(db + "-wal"), 0u);  // gathered
+
+  struct rlimit old_limit {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = 4096;  // the first half fits, the second does not
+  void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limit), 0);
+  const int failed_rc = file->pMethods->xSync(file, SQLITE_SYNC_FULL);
+  setrlimit(RLIMIT_FSIZE, &old_limit);
+  signal(SIGXFSZ, old_handler);
+  EXPECT_NE(failed_rc, SQLITE_OK);
+
+  EXPECT_EQ(file->pMethods->xSync(file, SQLITE_SYNC_FULL), SQLITE_OK);
+  sqlite3_int64 size = 0;
+  EXPECT_EQ(file->pMethods->xFileSize(file, &size), SQLITE_OK);
+  EXPECT_EQ(size, 8192);
+  std::string read(8192, '\0');
+  EXPECT_EQ(file->pMethods->xRead(file, read.data(), 8192, 0), SQLITE_OK);
+  EXPECT_TRUE(read == a + b) << "the file does not hold the two writes in order";
+  EXPECT_EQ(file->pMethods->xClose(file), SQLITE_OK);
 }
 
 }  // namespace

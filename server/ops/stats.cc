@@ -179,7 +179,7 @@ std::string RenderPrometheus(const v1::GetStatsResponse& stats) {
           "Passive WAL checkpoints of the embedded log (one per 1 MiB of new WAL frames).",
           log.wal_checkpoints());
   Counter(out, "sidestream_log_wal_restarts_total",
-          "Restarts of the embedded log's WAL from its start (each time it reaches 64 MiB).",
+          "Restarts of the embedded log's WAL by its writer (each time it holds 64 MiB).",
           log.wal_restarts());
 
   // Delivery.
