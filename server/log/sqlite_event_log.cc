@@ -107,7 +107,7 @@ constexpr uint64_t kFullCheckMaxBytes = 64ull << 20;
 // every commit once the WAL held this much: under a steady 1,000 webhooks/s
 // the checkpointer then ran back to back, each pass copying a commit or two
 // for two fdatasyncs (96-226 us of CPU per webhook against 31-39 us now,
-// the ack p99 no worse; flat out 1.10-1.20x webhooks/s; docs/performance.md).
+// the ack p99 no worse; flat out 1.13-1.19x webhooks/s; docs/performance.md).
 // A pass per 1 MiB rarely ends with the WAL fully copied while commits
 // land, so under steady load the WAL grows to wal_restart_bytes and the
 // writer restarts it (RestartWal). At 16 MiB per pass the WAL's truncation

@@ -81,6 +81,15 @@ class WalWriteBufferTest : public ::testing::Test {
   static int64_t WrongBodies(sqlite3* db) {
     return Int(db, "SELECT count(*) FROM t WHERE body IS NOT " + BodyOf("id"));
   }
+  // Another connection, through the default VFS, finds `rows` rows with the
+  // bodies InsertRows wrote, in a database that passes its integrity check.
+  void ExpectAnotherConnectionFinds(int64_t rows) {
+    sqlite3* reader = Open(nullptr);
+    EXPECT_EQ(Rows(reader), rows);
+    EXPECT_EQ(WrongBodies(reader), 0);
+    EXPECT_EQ(IntegrityCheck(reader), "ok");
+    sqlite3_close(reader);
+  }
   static std::string IntegrityCheck(sqlite3* db) {
     sqlite3_stmt* stmt = nullptr;
     std::string result;
@@ -108,10 +117,7 @@ TEST_F(WalWriteBufferTest, ACommitReachesTheWalAsOneWriteAndOthersReadIt) {
   EXPECT_GE(after.writes - before.writes, 40u);
   EXPECT_EQ(after.sends - before.sends, 1u);
 
-  sqlite3* reader = Open(nullptr);  // the default VFS
-  EXPECT_EQ(Rows(reader), 20);
-  EXPECT_EQ(WrongBodies(reader), 0);
-  sqlite3_close(reader);
+  ExpectAnotherConnectionFinds(20);
 }
 
 TEST_F(WalWriteBufferTest, ACommitLargerThanOneWriteIsSentInPieces) {
@@ -124,11 +130,7 @@ TEST_F(WalWriteBufferTest, ACommitLargerThanOneWriteIsSentInPieces) {
   EXPECT_GE(after.sends - before.sends, 4u);
   EXPECT_LE(after.sends - before.sends, 5u);
 
-  sqlite3* reader = Open(nullptr);
-  EXPECT_EQ(Rows(reader), 100);
-  EXPECT_EQ(WrongBodies(reader), 0);
-  EXPECT_EQ(IntegrityCheck(reader), "ok");
-  sqlite3_close(reader);
+  ExpectAnotherConnectionFinds(100);
 }
 
 TEST_F(WalWriteBufferTest, ATransactionLargerThanItsCacheReadsBackWhatItSpilled) {
@@ -139,19 +141,13 @@ TEST_F(WalWriteBufferTest, ATransactionLargerThanItsCacheReadsBackWhatItSpilled)
   ASSERT_EQ(Exec(writer_, "BEGIN"), SQLITE_OK);
   ASSERT_EQ(InsertRows(writer_, 0, 300), SQLITE_OK);
   EXPECT_GT(ReadWalWriteBufferCounters().sends, before.sends);  // it did spill
-  sqlite3* other = Open(nullptr);                               // sees none of the open transaction
-  EXPECT_EQ(Rows(other), 0);
-  sqlite3_close(other);
+  ExpectAnotherConnectionFinds(0);                              // none of the open transaction
   EXPECT_EQ(Rows(writer_), 300);
   EXPECT_EQ(WrongBodies(writer_), 0);
   ASSERT_EQ(Exec(writer_, "UPDATE t SET body = body WHERE id % 7 = 0"), SQLITE_OK);
   ASSERT_EQ(Exec(writer_, "COMMIT"), SQLITE_OK) << sqlite3_errmsg(writer_);
 
-  sqlite3* reader = Open(nullptr);
-  EXPECT_EQ(Rows(reader), 300);
-  EXPECT_EQ(WrongBodies(reader), 0);
-  EXPECT_EQ(IntegrityCheck(reader), "ok");
-  sqlite3_close(reader);
+  ExpectAnotherConnectionFinds(300);
 }
 
 TEST_F(WalWriteBufferTest, AWriteThatFailsFailsTheCommitAndLeavesNoTrace) {
@@ -179,18 +175,11 @@ TEST_F(WalWriteBufferTest, AWriteThatFailsFailsTheCommitAndLeavesNoTrace) {
   EXPECT_NE(commit_rc, SQLITE_OK);
   if (sqlite3_get_autocommit(writer_) == 0) Exec(writer_, "ROLLBACK");
 
-  sqlite3* reader = Open(nullptr);
-  EXPECT_EQ(Rows(reader), 1);
-  EXPECT_EQ(WrongBodies(reader), 0);
-  sqlite3_close(reader);
+  ExpectAnotherConnectionFinds(1);
 
   // The connection goes on: the next commit lands.
   ASSERT_EQ(InsertRows(writer_, 1, 100), SQLITE_OK) << sqlite3_errmsg(writer_);
-  reader = Open(nullptr);
-  EXPECT_EQ(Rows(reader), 101);
-  EXPECT_EQ(WrongBodies(reader), 0);
-  EXPECT_EQ(IntegrityCheck(reader), "ok");
-  sqlite3_close(reader);
+  ExpectAnotherConnectionFinds(101);
 }
 
 // Through the VFS's own interface: bytes that could not be sent stay
