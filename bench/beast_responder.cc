@@ -14,7 +14,6 @@
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -24,6 +23,8 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+#include "bench/flags.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "HOST:PORT to listen on (loopback).");
 ABSL_FLAG(std::string, hmac_secret, "",
@@ -143,7 +144,11 @@ void Accept(tcp::acceptor* acceptor, HmacChecker* checker) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  sidestream::bench::ParseBenchFlags(
+      argc, argv,
+      "The bare Boost.Beast baseline: answers 200 to every request (with --hmac_secret,\n"
+      "after checking its Stripe-Signature HMAC). Prints \"ready http=HOST:PORT\".\n"
+      "Usage: sidestream-bench-beast [--listen=127.0.0.1:0] [--hmac_secret=SECRET]");
   const std::string listen = absl::GetFlag(FLAGS_listen);
   const size_t colon = listen.rfind(':');
   int port = 0;

@@ -12,11 +12,11 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
+#include "bench/flags.h"
 #include "bench/webhook_requests.h"
 #include "server/common/time_proto.h"
 #include "server/decode/event_decoder.h"
@@ -82,7 +82,12 @@ class RawSender final : public grpc::CallbackGenericService {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  sidestream::bench::ParseBenchFlags(
+      argc, argv,
+      "The raw gRPC baseline: streams one pre-serialized SubscribeResponse to every\n"
+      "stream. Prints \"ready grpc=HOST:PORT\".\n"
+      "Usage: sidestream-bench-grpc [--listen=127.0.0.1:0] [--event_size=3072] "
+      "[--messages_per_stream=1000]");
   sidestream::bench::WebhookRequestOptions request_options;
   request_options.sizes = {static_cast<size_t>(absl::GetFlag(FLAGS_event_size))};
   request_options.secret = "whsec_bench_unused";

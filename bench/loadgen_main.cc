@@ -36,7 +36,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -50,6 +49,7 @@
 
 #include "bench/child_process.h"
 #include "bench/filters.h"
+#include "bench/flags.h"
 #include "bench/http_driver.h"
 #include "bench/json.h"
 #include "bench/proc_stats.h"
@@ -742,6 +742,10 @@ int Main() {
 }  // namespace sidestream::bench
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  sidestream::bench::ParseBenchFlags(
+      argc, argv,
+      "Runs one benchmark scenario against Sidestream or a baseline it starts itself, and\n"
+      "prints one JSON object of what it measured. scripts/bench runs the whole suite.\n"
+      "Usage: sidestream-loadgen --scenario=ingest|fanout|backlog [--target=...] [flags]");
   return sidestream::bench::Main();
 }

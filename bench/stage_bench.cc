@@ -43,13 +43,13 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
 #include "bench/filters.h"
+#include "bench/flags.h"
 #include "bench/histogram.h"
 #include "bench/proc_stats.h"
 #include "bench/webhook_requests.h"
@@ -457,7 +457,11 @@ int Preload() {
 }  // namespace sidestream::bench
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  sidestream::bench::ParseBenchFlags(
+      argc, argv,
+      "Sidestream's stages in-process, for callgrind's instruction counts, and the suite's\n"
+      "helpers (preload, fsync loop).\n"
+      "Usage: sidestream-bench-stages --mode=stage|preload|fsync [flags]");
   if (!absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   }
