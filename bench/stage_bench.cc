@@ -53,6 +53,7 @@
 #include "bench/histogram.h"
 #include "bench/proc_stats.h"
 #include "bench/webhook_requests.h"
+#include "server/common/malloc_tuning.h"
 #include "server/common/time_proto.h"
 #include "server/decode/event_decoder.h"
 #include "server/hub/event_filter.h"
@@ -457,6 +458,7 @@ int Preload() {
 }  // namespace sidestream::bench
 
 int main(int argc, char** argv) {
+  sidestream::TuneMalloc();  // as the server does
   sidestream::bench::ParseBenchFlags(
       argc, argv,
       "Sidestream's stages in-process, for callgrind's instruction counts, and the suite's\n"

@@ -1,7 +1,6 @@
 // sidestream: the server binary. Flags (each also settable through the
 // environment as SIDESTREAM_<FLAG_NAME>; a flag on the command line wins)
 // become ServerOptions; everything else lives in the server library.
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -30,6 +29,7 @@
 #include "absl/time/time.h"
 
 #include "server/common/logging.h"
+#include "server/common/malloc_tuning.h"
 #include "server/common/thread_name.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -199,19 +199,6 @@ bool WantsHelp(int argc, char** argv) {
   return false;
 }
 
-// glibc's defaults hand freed memory back to the kernel eagerly: every
-// webhook's buffers went through sbrk/madvise and fresh pages faulted in,
-// about 20% of the server's CPU in a profile at 16 connections. Keeping up to
-// 256 MiB of free heap and growing it 64 MiB at a time measured -25% CPU per
-// webhook (docs/performance.md); untouched reserve costs no RSS. An operator's
-// own GLIBC_TUNABLES wins.
-void TuneMalloc() {
-  if (std::getenv("GLIBC_TUNABLES") != nullptr) return;
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  mallopt(M_TOP_PAD, 64 << 20);
-  mallopt(M_MMAP_THRESHOLD, 8 << 20);
-}
-
 int Fail(absl::string_view what, const absl::Status& status) {
   std::cerr << "sidestream: " << what << ": " << status.message() << "\n";
   return 1;
@@ -235,7 +222,7 @@ int main(int argc, char** argv) {
   // of the fan-out stage's instructions (docs/performance.md). Our locking is
   // checked by the tests and sanitizer runs instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  TuneMalloc();
+  sidestream::TuneMalloc();
   if (WantsHelp(argc, argv)) {
     PrintHelp();
     return 0;
