@@ -102,8 +102,9 @@ constexpr size_t kMaxIdleReaders = 8;
 constexpr uint64_t kFullCheckMaxBytes = 64ull << 20;
 // The writer asks for a passive checkpoint each time this many bytes of new
 // frames (256 pages of 4 KiB) have reached the WAL since it last asked. Each
-// pass copies the newest version of every page those frames hold and syncs
-// the WAL and the database file. Until 2026-11-27 the writer asked after
+// pass syncs the WAL and copies the newest version of every page those
+// frames hold; SQLite syncs the database file only when no commit came
+// during the pass (otherwise the writer's restart syncs it). Until 2026-11-27 the writer asked after
 // every commit once the WAL held this much: under a steady 1,000 webhooks/s
 // the checkpointer then ran back to back, each pass copying a commit or two
 // for two fdatasyncs (96-226 us of CPU per webhook against 31-39 us now,
