@@ -25,7 +25,7 @@
 #include <openssl/evp.h>
 
 #include "bench/flags.h"
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "HOST:PORT to listen on (loopback).");
 ABSL_FLAG(std::string, hmac_secret, "",
@@ -145,7 +145,7 @@ void Accept(tcp::acceptor* acceptor, HmacChecker* checker) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sidestream::TuneMalloc();  // as the server does
+  sidestream::TuneProcess();  // as the server does
   sidestream::bench::ParseBenchFlags(
       argc, argv,
       "The bare Boost.Beast baseline: answers 200 to every request (with --hmac_secret,\n"

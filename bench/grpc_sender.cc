@@ -18,7 +18,7 @@
 
 #include "bench/flags.h"
 #include "bench/webhook_requests.h"
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 #include "server/common/time_proto.h"
 #include "server/decode/event_decoder.h"
 #include "sidestream/v1/events_service.pb.h"
@@ -83,7 +83,7 @@ class RawSender final : public grpc::CallbackGenericService {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sidestream::TuneMalloc();  // as the server does
+  sidestream::TuneProcess();  // as the server does
   sidestream::bench::ParseBenchFlags(
       argc, argv,
       "The raw gRPC baseline: streams one pre-serialized SubscribeResponse to every\n"

@@ -55,7 +55,7 @@
 #include "bench/proc_stats.h"
 #include "bench/subscribers.h"
 #include "bench/webhook_requests.h"
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 #include "sidestream/v1/admin_service.grpc.pb.h"
 #include "sidestream/v1/events_service.pb.h"
 #include "tests/testing/e2e_util.h"
@@ -743,7 +743,7 @@ int Main() {
 }  // namespace sidestream::bench
 
 int main(int argc, char** argv) {
-  sidestream::TuneMalloc();  // as the server does
+  sidestream::TuneProcess();  // as the server does
   sidestream::bench::ParseBenchFlags(
       argc, argv,
       "Runs one benchmark scenario against Sidestream or a baseline it starts itself, and\n"

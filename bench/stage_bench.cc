@@ -53,7 +53,7 @@
 #include "bench/histogram.h"
 #include "bench/proc_stats.h"
 #include "bench/webhook_requests.h"
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 #include "server/common/time_proto.h"
 #include "server/decode/event_decoder.h"
 #include "server/hub/event_filter.h"
@@ -81,9 +81,9 @@ ABSL_FLAG(int, in_flight, 16, "Appends outstanding at once in the append stage."
 ABSL_FLAG(std::string, data_dir, "", "Data directory (append stage, preload).");
 ABSL_FLAG(std::string, dir, "", "Directory on the disk to test (fsync).");
 ABSL_FLAG(double, seconds, 3, "Duration of the fsync loop.");
-ABSL_FLAG(bool, mutex_deadlock_detection, true,
-          "Leave Abseil's Mutex deadlock detection as the library was built (Debian's Abseil is "
-          "built without NDEBUG, so it is on, as in the server today); false turns it off, to "
+ABSL_FLAG(bool, mutex_deadlock_detection, false,
+          "Turn Abseil's Mutex deadlock detection back on (Debian's Abseil is built without "
+          "NDEBUG, which leaves it on; every Sidestream binary turns it off: TuneProcess), to "
           "measure what it costs.");
 
 namespace sidestream::bench {
@@ -458,14 +458,14 @@ int Preload() {
 }  // namespace sidestream::bench
 
 int main(int argc, char** argv) {
-  sidestream::TuneMalloc();  // as the server does
+  sidestream::TuneProcess();  // as the server does
   sidestream::bench::ParseBenchFlags(
       argc, argv,
       "Sidestream's stages in-process, for callgrind's instruction counts, and the suite's\n"
       "helpers (preload, fsync loop).\n"
       "Usage: sidestream-bench-stages --mode=stage|preload|fsync [flags]");
-  if (!absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  if (absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kAbort);  // Debian's default
   }
   const std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode == "stage") return sidestream::bench::Stage();

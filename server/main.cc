@@ -25,11 +25,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 #include "server/common/logging.h"
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 #include "server/common/thread_name.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -217,12 +216,7 @@ int main(int argc, char** argv) {
       "Receives Stripe webhooks, verifies and stores them, and streams them over gRPC.\n"
       "Every flag can also be set as SIDESTREAM_<FLAG_NAME> in the environment.\n"
       "Usage: sidestream --webhook_secrets_file=FILE [--http_listen=127.0.0.1:8080] ...");
-  // Debian builds Abseil without NDEBUG, which leaves Mutex deadlock
-  // detection on: a lock-order graph updated on every lock, measured at 17%
-  // of the fan-out stage's instructions (docs/performance.md). Our locking is
-  // checked by the tests and sanitizer runs instead.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  sidestream::TuneMalloc();
+  sidestream::TuneProcess();  // malloc and Mutex settings (process_tuning.h)
   if (WantsHelp(argc, argv)) {
     PrintHelp();
     return 0;

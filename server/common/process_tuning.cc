@@ -1,12 +1,15 @@
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 
 #include <malloc.h>
 
 #include <cstdlib>
 
+#include "absl/synchronization/mutex.h"
+
 namespace sidestream {
 
-void TuneMalloc() {
+void TuneProcess() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (std::getenv("GLIBC_TUNABLES") != nullptr) return;
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_TOP_PAD, 64 << 20);
