@@ -102,20 +102,20 @@ constexpr size_t kMaxIdleReaders = 8;
 constexpr uint64_t kFullCheckMaxBytes = 64ull << 20;
 // The writer asks for a passive checkpoint each time this many bytes of new
 // frames (256 pages of 4 KiB) have reached the WAL since it last asked. Each
-// pass syncs the WAL and copies the newest version of every page those
-// frames hold; SQLite syncs the database file only when no commit came
-// during the pass (otherwise the writer's restart syncs it). Until 2026-11-27 the writer asked after
-// every commit once the WAL held this much: under a steady 1,000 webhooks/s
-// the checkpointer then ran back to back, each pass copying a commit or two
-// for two fdatasyncs (96-226 us of CPU per webhook against 31-39 us now,
-// the ack p99 no worse; flat out 1.13-1.19x webhooks/s; docs/performance.md).
-// A pass per 1 MiB rarely ends with the WAL fully copied while commits
-// land, so under steady load the WAL grows to wal_restart_bytes and the
-// writer restarts it (RestartWal). At 16 MiB per pass the WAL's truncation
-// used to hold the write lock for tens of milliseconds (before RestartWal);
-// at 1,000 frames (SQLite's own automatic threshold, asked after every
-// commit) the p99 acknowledgement at 1,000/s was 3.7-4.2 ms against 2.0-2.8
-// ms at 250 frames.
+// pass syncs the WAL and copies the newest version of every page those frames
+// hold; SQLite syncs the database file only when no commit came during the
+// pass (otherwise the writer's restart syncs it). Until 2026-11-27 the writer
+// asked after every commit once the WAL held this much: under a steady 1,000
+// webhooks/s the checkpointer then ran back to back, each pass copying a
+// commit or two for two fdatasyncs (96-226 us of CPU per webhook against
+// 31-39 us now, the ack p99 no worse; flat out 1.13-1.19x webhooks/s;
+// docs/performance.md). A pass per 1 MiB rarely ends with the WAL fully
+// copied while commits land, so under steady load the WAL grows to
+// wal_restart_bytes and the writer restarts it (RestartWal). At 16 MiB per
+// pass the WAL's truncation used to hold the write lock for tens of
+// milliseconds (before RestartWal); at 1,000 frames (SQLite's own automatic
+// threshold, asked after every commit) the p99 acknowledgement at 1,000/s was
+// 3.7-4.2 ms against 2.0-2.8 ms at 250 frames.
 constexpr uint64_t kCheckpointWalBytes = 1ull << 20;
 // The least SqliteEventLogOptions::wal_restart_bytes (a few commits' frames).
 constexpr uint64_t kMinWalRestartBytes = 64 << 10;
