@@ -24,8 +24,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "bench/flags.h"
-#include "server/common/process_tuning.h"
+#include "bench/bench_process.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "HOST:PORT to listen on (loopback).");
 ABSL_FLAG(std::string, hmac_secret, "",
@@ -145,8 +144,7 @@ void Accept(tcp::acceptor* acceptor, HmacChecker* checker) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sidestream::TuneProcess();  // as the server does
-  sidestream::bench::ParseBenchFlags(
+  sidestream::bench::InitBenchProcess(
       argc, argv,
       "The bare Boost.Beast baseline: answers 200 to every request (with --hmac_secret,\n"
       "after checking its Stripe-Signature HMAC). Prints \"ready http=HOST:PORT\".\n"

@@ -16,9 +16,8 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
-#include "bench/flags.h"
+#include "bench/bench_process.h"
 #include "bench/webhook_requests.h"
-#include "server/common/process_tuning.h"
 #include "server/common/time_proto.h"
 #include "server/decode/event_decoder.h"
 #include "sidestream/v1/events_service.pb.h"
@@ -83,8 +82,7 @@ class RawSender final : public grpc::CallbackGenericService {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sidestream::TuneProcess();  // as the server does
-  sidestream::bench::ParseBenchFlags(
+  sidestream::bench::InitBenchProcess(
       argc, argv,
       "The raw gRPC baseline: streams one pre-serialized SubscribeResponse to every\n"
       "stream. Prints \"ready grpc=HOST:PORT\".\n"

@@ -47,15 +47,14 @@
 #include "grpcpp/grpcpp.h"
 #include <sys/resource.h>
 
+#include "bench/bench_process.h"
 #include "bench/child_process.h"
 #include "bench/filters.h"
-#include "bench/flags.h"
 #include "bench/http_driver.h"
 #include "bench/json.h"
 #include "bench/proc_stats.h"
 #include "bench/subscribers.h"
 #include "bench/webhook_requests.h"
-#include "server/common/process_tuning.h"
 #include "sidestream/v1/admin_service.grpc.pb.h"
 #include "sidestream/v1/events_service.pb.h"
 #include "tests/testing/e2e_util.h"
@@ -743,8 +742,7 @@ int Main() {
 }  // namespace sidestream::bench
 
 int main(int argc, char** argv) {
-  sidestream::TuneProcess();  // as the server does
-  sidestream::bench::ParseBenchFlags(
+  sidestream::bench::InitBenchProcess(
       argc, argv,
       "Runs one benchmark scenario against Sidestream or a baseline it starts itself, and\n"
       "prints one JSON object of what it measured. scripts/bench runs the whole suite.\n"

@@ -48,12 +48,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
+#include "bench/bench_process.h"
 #include "bench/filters.h"
-#include "bench/flags.h"
 #include "bench/histogram.h"
 #include "bench/proc_stats.h"
 #include "bench/webhook_requests.h"
-#include "server/common/process_tuning.h"
 #include "server/common/time_proto.h"
 #include "server/decode/event_decoder.h"
 #include "server/hub/event_filter.h"
@@ -458,8 +457,7 @@ int Preload() {
 }  // namespace sidestream::bench
 
 int main(int argc, char** argv) {
-  sidestream::TuneProcess();  // as the server does
-  sidestream::bench::ParseBenchFlags(
+  sidestream::bench::InitBenchProcess(
       argc, argv,
       "Sidestream's stages in-process, for callgrind's instruction counts, and the suite's\n"
       "helpers (preload, fsync loop).\n"
