@@ -1,10 +1,12 @@
 #include "tests/load/load_util.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -32,12 +34,21 @@ absl::Status EnsureFdLimit(uint64_t wanted) {
   return absl::OkStatus();
 }
 
-int CountOpenFds(pid_t pid) {
-  DIR* dir = opendir(absl::StrCat("/proc/", pid, "/fd").c_str());
+int CountOpenFds(pid_t pid, absl::string_view target_prefix) {
+  const std::string path = absl::StrCat("/proc/", pid, "/fd");
+  DIR* dir = opendir(path.c_str());
   if (dir == nullptr) return -1;
   int count = 0;
   while (dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] != '.') ++count;
+    if (entry->d_name[0] == '.') continue;
+    if (!target_prefix.empty()) {
+      char target[256];
+      const std::string link = absl::StrCat(path, "/", entry->d_name);
+      const ssize_t n = readlink(link.c_str(), target, sizeof(target));
+      // Gone since readdir (closed a moment ago): not open.
+      if (n <= 0 || !absl::StartsWith(absl::string_view(target, n), target_prefix)) continue;
+    }
+    ++count;
   }
   closedir(dir);
   return count;

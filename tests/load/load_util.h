@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include <grpcpp/grpcpp.h>
@@ -30,8 +31,10 @@ int64_t EnvInt(const char* name, int64_t fallback);
 // is lower.
 absl::Status EnsureFdLimit(uint64_t wanted);
 
-// Open file descriptors of `pid` (entries of /proc/<pid>/fd), or -1.
-int CountOpenFds(pid_t pid);
+// Open file descriptors of `pid` (entries of /proc/<pid>/fd), or -1. With
+// `target_prefix`, only those whose link target starts with it ("socket:"
+// for sockets, which a file the process opens for a moment never is).
+int CountOpenFds(pid_t pid, absl::string_view target_prefix = "");
 
 // True while `pid` exists and is not a zombie.
 bool ProcessAlive(pid_t pid);
