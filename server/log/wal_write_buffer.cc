@@ -68,13 +68,9 @@ int SendRun(sqlite3_file* f) {
 }
 
 // Adds bytes to the run; SQLite's C frames must not see an exception.
-int Gather(Run* run, const void* buf, int n, bool start) {
+int Gather(Run* run, const void* buf, int n) {
   try {
-    if (start) {
-      run->bytes.assign(static_cast<const char*>(buf), static_cast<size_t>(n));
-    } else {
-      run->bytes.append(static_cast<const char*>(buf), static_cast<size_t>(n));
-    }
+    run->bytes.append(static_cast<const char*>(buf), static_cast<size_t>(n));
   } catch (const std::bad_alloc&) {
     return SQLITE_IOERR_NOMEM;
   }
@@ -87,15 +83,15 @@ int Write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 offset) {
   writes_made.fetch_add(1, std::memory_order_relaxed);
   const auto gathered = static_cast<sqlite3_int64>(run->bytes.size());
   if (gathered > 0 && offset == run->offset + gathered && gathered + n <= kWalWriteBufferMaxBytes) {
-    return Gather(run, buf, n, /*start=*/false);
+    return Gather(run, buf, n);
   }
   if (const int rc = SendRun(f); rc != SQLITE_OK) return rc;
   if (n > kMaxSendBytes) {
     writes_sent.fetch_add(1, std::memory_order_relaxed);
     return M(f)->xWrite(Real(f), buf, n, offset);
   }
-  run->offset = offset;
-  return Gather(run, buf, n, /*start=*/true);
+  run->offset = offset;  // the run is empty once sent
+  return Gather(run, buf, n);
 }
 
 // Everything that reads, sizes, syncs or changes the file sees the gathered
